@@ -1,0 +1,159 @@
+"""`Assistant`: the product's one core object. The CLI, the chat app and the eval harness all call it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rag.settings import DEFAULT_COLLECTION, Settings
+from rag.types import Answer, Hit, IndexInfo, IngestSummary, Message, Paper, SearchFilters
+
+if TYPE_CHECKING:
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+    from llama_index.core.llms import LLM
+
+    from rag.chain import AnswerChain
+    from rag.index import PaperIndex
+
+log = logging.getLogger(__name__)
+
+HistoryLike = Sequence[Message | dict[str, Any]] | None
+
+
+class Assistant:
+    """Ingest collections, search them and answer questions with verified citations."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        embedder: BaseEmbedding | None = None,
+        llm: LLM | None = None,
+        index: PaperIndex | None = None,
+    ) -> None:
+        self.settings = settings or Settings.load()
+        self._embedder = embedder
+        self._llm = llm
+        self._index = index
+        self._chains: dict[str, AnswerChain] = {}
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Assistant:
+        """Build an Assistant from RAG_* env vars and an optional rag.toml; keyword overrides win."""
+        return cls(Settings.load(**overrides))
+
+    # --- collaborators, built lazily so that `rag info` or a UI start does not load models it won't use ----
+    @property
+    def embedder(self) -> BaseEmbedding:
+        """The embedding model (offline MiniLM by default)."""
+        if self._embedder is None:
+            from rag.embeddings import make_embedder
+
+            self._embedder = make_embedder(self.settings)
+        return self._embedder
+
+    @property
+    def index(self) -> PaperIndex:
+        """The collection's hybrid index (Chroma + BM25)."""
+        if self._index is None:
+            from rag.index import PaperIndex
+
+            self._index = PaperIndex(self.settings, self.embedder, self.settings.collection)
+        return self._index
+
+    def _chain(self, backend: str | None) -> AnswerChain:
+        """The answer chain for a backend name (default: the configured one), built once and reused."""
+        from rag.chain import AnswerChain
+
+        settings = self.settings.model_copy(update={"llm": backend or self.settings.llm})
+        name = settings.resolved_llm
+        if name not in self._chains:
+            self._chains[name] = AnswerChain(
+                settings.model_copy(update={"llm": name}), self.embedder, self._retrieve, llm=self._llm
+            )
+        return self._chains[name]
+
+    # --- the API -----------------------------------------------------------------------------------------
+    def ingest(
+        self,
+        paths: Sequence[str | Path] | None = None,
+        *,
+        fmt: str | None = None,
+        prune: bool = False,
+        progress: bool = True,
+    ) -> IngestSummary:
+        """Load collection files (default: the bundled digest) and sync them into the index."""
+        from rag.loaders import DEFAULT_CORPUS, load_papers
+
+        loaded = load_papers(list(paths) if paths else [DEFAULT_CORPUS], fmt=fmt)
+        return self.index.sync(
+            loaded.papers, prune=prune, duplicates_merged=loaded.duplicates_merged, progress=progress
+        )
+
+    def search(self, question: str, k: int | None = None, filters: SearchFilters | None = None) -> list[Hit]:
+        """The k most relevant papers for a question, best chunk per paper, best first."""
+        return self._retrieve(question, k or self.settings.search_k, filters)
+
+    def ask(
+        self,
+        question: str,
+        history: HistoryLike = None,
+        *,
+        k: int | None = None,
+        filters: SearchFilters | None = None,
+        backend: str | None = None,
+    ) -> Answer:
+        """Answer a question (a follow-up when history is given) with citations, or abstain."""
+        return self._chain(backend).ask(question, _messages(history), k=k, filters=filters)
+
+    def stream(
+        self,
+        question: str,
+        history: HistoryLike = None,
+        *,
+        k: int | None = None,
+        filters: SearchFilters | None = None,
+        backend: str | None = None,
+    ) -> Iterator[str | Answer]:
+        """Like `ask`, but yield text deltas as they are produced and then the final `Answer`."""
+        return self._chain(backend).stream(question, _messages(history), k=k, filters=filters)
+
+    def info(self) -> IndexInfo:
+        """Collection, paper and chunk counts, models and data directory."""
+        return self.index.info()
+
+    def papers(self) -> list[Paper]:
+        """Every paper of the collection, in a stable order."""
+        return self.index.papers()
+
+    def feedback(self, answer: Answer, rating: int, comment: str = "") -> Path:
+        """Append a thumbs up (+1) or down (-1) on an answer to the feedback JSONL; return its path."""
+        from rag.feedback import record_feedback
+
+        return record_feedback(self.settings.data_dir, self.settings.collection, answer, rating, comment)
+
+    # --- internals ---------------------------------------------------------------------------------------
+    def _retrieve(self, question: str, k: int, filters: SearchFilters | None) -> list[Hit]:
+        """Search the index, first filling an empty default collection with the bundled digest."""
+        if self.settings.collection == DEFAULT_COLLECTION and self.index.is_empty():
+            log.info("default collection is empty: ingesting the bundled digest first")
+            self.ingest(progress=False)
+        return self.index.search(question, k=k, filters=filters)
+
+
+def _messages(history: HistoryLike) -> list[Message]:
+    """Accept Gradio/OpenAI-style dicts or Message records and return Message records."""
+    if not history:
+        return []
+    return [m if isinstance(m, Message) else Message(role=m["role"], content=_text(m["content"])) for m in history]
+
+
+def _text(content: Any) -> str:
+    """Gradio 6 may send content as a list of parts; keep the text parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content).strip()
+    return str(content)
