@@ -45,4 +45,5 @@ __all__ = [
     "RagError",
     "SearchFilters",
     "Settings",
+    "SettingsError",
 ]

@@ -1,0 +1,113 @@
+"""Split abstracts into sentences and pack the sentences into token-bounded chunks."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib.util import find_spec
+from pathlib import Path
+
+import nltk.data
+from nltk.tokenize.punkt import PunktSentenceTokenizer, load_punkt_params
+
+from rag.errors import ModelError
+from rag.tokens import count_tokens, split_by_tokens
+from rag.types import Chunk, Paper, normalize_space
+
+# Abbreviations common in scientific abstracts, added to NLTK's English Punkt model (which lacks them), so that
+# "e.g.", "et al.", "Fig. 3" or "Eq. 2" do not end a sentence; Punkt already knows "vs.", "U.S." and decimals.
+SCIENTIFIC_ABBREVIATIONS = frozenset(
+    {
+        "al", "approx", "ca", "cf", "e.g", "eq", "eqs", "et", "etc", "fig", "figs", "i.e", "no", "nos",
+        "ref", "refs", "resp", "sec", "secs", "tab", "tabs", "viz", "vol", "w.r.t",
+    }
+)  # fmt: skip
+
+
+def _bundled_nltk_dir() -> Path:
+    """The NLTK data directory inside the installed llama-index-core package (holds punkt_tab)."""
+    spec = find_spec("llama_index.core")
+    if spec is None or spec.origin is None:
+        raise ModelError("llama-index-core is not installed; it ships the offline NLTK punkt_tab data (pip install .)")
+    return Path(spec.origin).parent / "_static" / "nltk_cache"
+
+
+@cache
+def _sentence_tokenizer() -> PunktSentenceTokenizer:
+    """NLTK's trained English Punkt model, loaded offline, with the scientific abbreviations added."""
+    bundled = str(_bundled_nltk_dir())
+    # NLTK only opens data files under nltk.data.path; llama-index-core appends the same directory itself.
+    if bundled not in nltk.data.path:
+        nltk.data.path.append(bundled)
+    try:
+        params = load_punkt_params(nltk.data.find("tokenizers/punkt_tab/english/"))
+    except (LookupError, OSError) as exc:
+        raise ModelError(
+            f"cannot load NLTK's English punkt_tab model (looked in {nltk.data.path}): {exc}; "
+            "reinstall llama-index-core, which bundles it"
+        ) from exc
+    params.abbrev_types.update(SCIENTIFIC_ABBREVIATIONS)
+    return PunktSentenceTokenizer(params)
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of text (white space normalized), keeping abbreviations, decimals, versions and URLs intact."""
+    text = normalize_space(text)
+    if not text:
+        return []
+    return [s for s in _sentence_tokenizer().tokenize(text) if s]
+
+
+def _units(text: str, budget_tokens: int) -> list[tuple[str, int]]:
+    """Sentences of text with their token counts, over-long sentences already cut to fit the budget."""
+    units: list[tuple[str, int]] = []
+    for sentence in split_sentences(text):
+        n = count_tokens(sentence)
+        if n <= budget_tokens:
+            units.append((sentence, n))
+        else:
+            pieces = (piece.strip() for piece in split_by_tokens(sentence, budget_tokens))
+            units.extend((piece, count_tokens(piece)) for piece in pieces if piece)
+    return units
+
+
+def _cost(units: list[tuple[str, int]]) -> int:
+    """Tokens of the units joined by spaces, counting each joining space as one token (an upper bound)."""
+    return sum(n for _, n in units) + max(len(units) - 1, 0)
+
+
+def _pack(units: list[tuple[str, int]], budget_tokens: int, overlap_sentences: int) -> list[list[str]]:
+    """Group consecutive units into windows within the budget, repeating up to overlap_sentences units."""
+    windows: list[list[str]] = []
+    start = 0
+    while start < len(units):
+        end = start + 1  # every unit fits the budget on its own
+        while end < len(units) and _cost(units[start : end + 1]) <= budget_tokens:
+            end += 1
+        windows.append([text for text, _ in units[start:end]])
+        if end == len(units):
+            break
+        # Repeat the last sentences of this window, as many as still leave room for the next new sentence;
+        # never the whole window, so every window adds at least one new sentence.
+        overlap = min(overlap_sentences, end - start - 1)
+        while overlap > 0 and _cost(units[end - overlap : end + 1]) > budget_tokens:
+            overlap -= 1
+        start = end - overlap
+    return windows
+
+
+def chunk_paper(paper: Paper, budget_tokens: int, overlap_sentences: int = 1) -> list[Chunk]:
+    """Chunks of the abstract on sentence boundaries, each at most budget_tokens; ids '<paper id>#<i>'."""
+    if budget_tokens < 1:
+        raise ValueError(f"budget_tokens must be at least 1, got {budget_tokens}")
+    if overlap_sentences < 0:
+        raise ValueError(f"overlap_sentences must be 0 or more, got {overlap_sentences}")
+    abstract = normalize_space(paper.abstract)
+    if count_tokens(abstract) <= budget_tokens:
+        texts = [abstract] if abstract else []
+    else:
+        windows = _pack(_units(abstract, budget_tokens), budget_tokens, overlap_sentences)
+        texts = [" ".join(window) for window in windows]
+    return [
+        Chunk(id=f"{paper.id}#{i}", paper_id=paper.id, index=i, text=text, n_tokens=count_tokens(text))
+        for i, text in enumerate(texts)
+    ]
