@@ -1,0 +1,1 @@
+"""Evaluation harness: gold Q&A sets, metrics, reports and the `rag eval` command."""

@@ -9,6 +9,7 @@ from rag.errors import (
     PromptError,
     QuestionError,
     RagError,
+    RemoteError,
     SettingsError,
 )
 from rag.settings import Settings
@@ -43,6 +44,7 @@ __all__ = [
     "PromptError",
     "QuestionError",
     "RagError",
+    "RemoteError",
     "SearchFilters",
     "Settings",
     "SettingsError",

@@ -135,11 +135,15 @@ class Assistant:
         return record_feedback(self.settings.data_dir, self.settings.collection, answer, rating, comment)
 
     # --- internals ---------------------------------------------------------------------------------------
-    def _retrieve(self, question: str, k: int, filters: SearchFilters | None) -> list[Hit]:
-        """Search the index, first filling an empty default collection with the bundled digest."""
+    def ensure_ready(self) -> None:
+        """Fill an empty default collection with the bundled digest, so a first question just works."""
         if self.settings.collection == DEFAULT_COLLECTION and self.index.is_empty():
             log.info("default collection is empty: ingesting the bundled digest first")
             self.ingest(progress=False)
+
+    def _retrieve(self, question: str, k: int, filters: SearchFilters | None) -> list[Hit]:
+        """Search the index (after `ensure_ready`)."""
+        self.ensure_ready()
         return self.index.search(question, k=k, filters=filters)
 
 

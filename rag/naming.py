@@ -1,0 +1,118 @@
+"""Short names of papers ("MaxViT", "Vision Mamba (Vim)", "PIIP") and finding them mentioned in a question."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from rag.types import Paper
+
+# Longer title prefixes than this are descriptions, not names.
+MAX_NAME_WORDS = 4
+_PAREN_ACRONYM = re.compile(r"\(([A-Za-z0-9][\w\-.²³]{1,15})\)")
+_INTRODUCED = re.compile(
+    r"\b(?:we|this (?:paper|work))\s+(?:propose|present|introduce)s?\s+"
+    r"([A-Z][\w\-]*[A-Z0-9][\w\-]*)(?=[\s,(])(?!\s+[A-Z])"
+)
+# Plural acronyms ("SSMs", "LVLMs") name a family of models, not the paper's method.
+_PLURAL_ACRONYM = re.compile(r"[A-Z]s$")
+_NAMED = re.compile(r"\b(?:named|dubbed|called|termed|coined)\s+([A-Z][\w\-.]*[A-Z0-9][\w\-.]*)")
+
+
+_TITLE_WORD = re.compile(r"[a-z][a-z0-9]+")
+_PROPOSING = re.compile(
+    r"\b(we|our|this (paper|work))\b|\b(propos|introduc|present|named|dubbed|called)", re.IGNORECASE
+)
+
+
+def _initials(words: list[str]) -> str:
+    """Upper-case initials of words and their hyphen parts ('Parameter-Inverted Image' -> 'PII')."""
+    return "".join(part[0].upper() for w in words for part in w.split("-") if part and part[0].isalpha())
+
+
+def _is_subsequence(needle: str, haystack: str) -> bool:
+    """True when needle's characters appear in haystack in order."""
+    it = iter(haystack)
+    return all(c in it for c in needle)
+
+
+def _defined_acronyms(paper: Paper) -> list[tuple[str, list[str], bool]]:
+    """'Long Form (ACR)' definitions of the abstract: (acronym, the words before it, whether its sentence proposes)."""
+    found = []
+    for match in _PAREN_ACRONYM.finditer(paper.abstract):
+        start = max(paper.abstract.rfind(". ", 0, match.start()), 0)
+        before = paper.abstract[start : match.start()].split()
+        found.append(
+            (
+                match.group(1),
+                before[-(len(match.group(1)) + 3) :],
+                bool(_PROPOSING.search(paper.abstract[start : match.end()])),
+            )
+        )
+    return found
+
+
+def _acronym(paper: Paper, prefix: str) -> str:
+    """An acronym the abstract defines for the paper's method (matching its name or title), or ''."""
+    for pattern in (_NAMED, _INTRODUCED):
+        found = pattern.search(paper.abstract)
+        if found and found.group(1).rstrip(".") != prefix and not prefix:
+            return found.group(1).rstrip(".")
+    definitions = _defined_acronyms(paper)
+    if prefix:
+        squashed = re.sub(r"[^a-z0-9]", "", prefix.lower())
+        for acronym, _, _ in definitions:
+            low = re.sub(r"[^a-z0-9]", "", acronym.lower())
+            if low != squashed and low[:1] == squashed[:1] and _is_subsequence(low, squashed):
+                return acronym
+        return ""
+    title_words = set(_TITLE_WORD.findall(paper.title.lower()))
+    best, best_key = "", (False, 0)
+    for acronym, before, proposing in definitions:
+        letters = "".join(c for c in acronym if c.isupper())
+        if not proposing or len(letters) < 2 or _PLURAL_ACRONYM.search(acronym):
+            continue
+        if not _is_subsequence(letters, _initials(before)):
+            continue
+        overlap = len(title_words & set(_TITLE_WORD.findall(" ".join(before).lower())))
+        key = (proposing, overlap)
+        if overlap and key > best_key:
+            best, best_key = acronym, key
+    return best
+
+
+@lru_cache(maxsize=4096)
+def aliases(paper: Paper) -> tuple[str, ...]:
+    """Names a question may use for a paper: the title's part before ':', an acronym from the abstract."""
+    names: list[str] = []
+    prefix = paper.title.split(":", 1)[0].strip() if ":" in paper.title else ""
+    if prefix and len(prefix.split()) <= MAX_NAME_WORDS:
+        names.append(prefix)
+    acronym = _acronym(paper, prefix if names else "")
+    if acronym and acronym not in names:
+        names.append(acronym)
+    return tuple(names)
+
+
+def short_name(paper: Paper) -> str:
+    """How an answer names a paper: 'MaxViT', 'Vision Mamba (Vim)', 'PIIP'; the title when it has no name."""
+    names = aliases(paper)
+    if not names:
+        return paper.title
+    if len(names) > 1 and names[1].lower() not in names[0].lower():
+        return f"{names[0]} ({names[1]})"
+    return names[0]
+
+
+def _alias_pattern(alias: str) -> re.Pattern[str]:
+    """A whole-word pattern for an alias; all-caps aliases ('SELECT') must match case-sensitively."""
+    flags = 0 if alias.isupper() else re.IGNORECASE
+    stem = alias[:-1] if alias.endswith("s") and len(alias) > 3 else alias
+    return re.compile(rf"(?<![\w-]){re.escape(stem)}s?(?![\w-])", flags)
+
+
+def mentions(text: str, paper: Paper) -> bool:
+    """True when text names the paper by one of its aliases (or its full title)."""
+    if paper.title.lower() in text.lower():
+        return True
+    return any(len(alias) >= 3 and _alias_pattern(alias).search(text) for alias in aliases(paper))

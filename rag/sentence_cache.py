@@ -1,0 +1,136 @@
+"""Abstract sentences and their embeddings per paper, cached in memory and on disk (keyed by paper id + content)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from rag.chunking import split_sentences
+from rag.types import Paper
+
+if TYPE_CHECKING:
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+
+log = logging.getLogger(__name__)
+
+_UNSAFE = re.compile(r"[^0-9A-Za-z_.-]+")
+
+
+@dataclass(frozen=True)
+class PaperSentences:
+    """A paper's title and abstract sentences with unit-length embeddings (row 0 is the title)."""
+
+    paper: Paper
+    sentences: tuple[str, ...]
+    vectors: np.ndarray
+
+    @property
+    def title_vector(self) -> np.ndarray:
+        """Embedding of the title."""
+        return self.vectors[0]
+
+    @property
+    def sentence_vectors(self) -> np.ndarray:
+        """Embeddings of the abstract sentences, one row per sentence."""
+        return self.vectors[1:]
+
+
+def normalize_rows(matrix: np.ndarray) -> np.ndarray:
+    """Scale each row to unit length (rows of zeros stay zero)."""
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms == 0, 1.0, norms)
+
+
+class SentenceCache:
+    """Embeds each paper's sentences once; later questions and new processes reuse the vectors."""
+
+    def __init__(self, embedder: BaseEmbedding, cache_dir: Path | None = None) -> None:
+        self.embedder = embedder
+        model = getattr(embedder, "model_name", "") or type(embedder).__name__
+        self.cache_dir = cache_dir / _UNSAFE.sub("_", model) if cache_dir is not None else None
+        self._memory: dict[tuple[str, str], PaperSentences] = {}
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length embeddings of texts, one row each."""
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        vectors = self.embedder.get_text_embedding_batch(list(texts))
+        return normalize_rows(np.asarray(vectors, dtype=np.float32))
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """Unit-length embedding of a question."""
+        vector = np.asarray(self.embedder.get_query_embedding(text), dtype=np.float32)
+        norm = float(np.linalg.norm(vector))
+        return vector / norm if norm else vector
+
+    def get(self, papers: Iterable[Paper]) -> list[PaperSentences]:
+        """Sentences and vectors of each paper, embedding (in one batch) only those not cached yet."""
+        papers = list(papers)
+        missing = [p for p in papers if (p.id, p.content_hash) not in self._memory and not self._load(p)]
+        if missing:
+            self._compute(missing)
+        return [self._memory[(p.id, p.content_hash)] for p in papers]
+
+    def warm(self, papers: Iterable[Paper]) -> int:
+        """Make sure every paper is cached; return how many had to be embedded."""
+        papers = list(papers)
+        before = len(self._memory)
+        self.get(papers)
+        return len(self._memory) - before
+
+    def _path(self, paper: Paper) -> Path | None:
+        """Cache file of a paper (None when there is no cache directory)."""
+        if self.cache_dir is None:
+            return None
+        key = hashlib.sha1(paper.id.encode("utf-8")).hexdigest()[:16]
+        return self.cache_dir / f"{key}-{paper.content_hash}.npz"
+
+    def _load(self, paper: Paper) -> bool:
+        """Load a paper's cached sentences from disk into memory; False if absent or stale."""
+        path = self._path(paper)
+        if path is None or not path.is_file():
+            return False
+        sentences = tuple(split_sentences(paper.abstract))
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                cached = tuple(str(s) for s in data["sentences"])
+                vectors = data["vectors"]
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("ignoring unreadable sentence cache %s: %s", path, exc)
+            return False
+        if cached != sentences or vectors.shape[0] != len(sentences) + 1:
+            return False
+        self._memory[(paper.id, paper.content_hash)] = PaperSentences(paper, sentences, vectors)
+        return True
+
+    def _compute(self, papers: list[Paper]) -> None:
+        """Embed titles and sentences of papers in one batch, keep them in memory and write them to disk."""
+        split = [tuple(split_sentences(p.abstract)) for p in papers]
+        texts = [t for paper, sentences in zip(papers, split, strict=True) for t in (paper.title, *sentences)]
+        vectors = self.embed(texts)
+        start = 0
+        for paper, sentences in zip(papers, split, strict=True):
+            rows = vectors[start : start + len(sentences) + 1]
+            start += len(sentences) + 1
+            self._memory[(paper.id, paper.content_hash)] = PaperSentences(paper, sentences, rows)
+            self._save(paper, sentences, rows)
+
+    def _save(self, paper: Paper, sentences: tuple[str, ...], vectors: np.ndarray) -> None:
+        """Write one paper's cache file; a failure only costs recomputation later."""
+        path = self._path(paper)
+        if path is None:
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp.npz")
+            np.savez(tmp, sentences=np.array(sentences, dtype=str), vectors=vectors)
+            tmp.replace(path)
+        except OSError as exc:
+            log.warning("cannot write sentence cache %s: %s", path, exc)

@@ -1,0 +1,91 @@
+"""PaperIndex against a real `chroma run` server: ingest, search, BM25 kept locally, and a clear error when it dies."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rag import IndexStoreError, Paper, Settings
+from rag.embeddings import MiniLMEmbedding
+from rag.index import PaperIndex
+
+pytestmark = pytest.mark.chroma_server
+
+CHROMA = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
+PAPERS = [
+    Paper(id="a1", title="Tidal energy turbines", abstract="Blade pitch control raises output of tidal turbines qq81."),
+    Paper(id="a2", title="Bee navigation", abstract="Honeybees use polarized skylight to find their way home."),
+    Paper(id="a3", title="Glacier retreat", abstract="Alpine glaciers lost a third of their volume since 1980."),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def chroma_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    if not Path(CHROMA).exists():
+        pytest.skip("the `chroma` CLI (chromadb) is not installed in this environment")
+    port = free_port()
+    log = (tmp_path / "chroma.log").open("wb")
+    proc = subprocess.Popen(
+        [CHROMA, "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"chroma run did not come up: {(tmp_path / 'chroma.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+    try:
+        yield url, proc
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        log.close()
+
+
+def test_ingest_and_search_through_a_chroma_server(chroma_server, tmp_path: Path) -> None:
+    url, proc = chroma_server
+    embedder = MiniLMEmbedding()
+    settings = Settings(data_dir=tmp_path / "local", chroma_url=url, collection="remote")
+    index = PaperIndex(settings, embedder, "remote")
+    assert index.sync(PAPERS, progress=False).added == 3
+    assert index.sync(PAPERS, progress=False).wrote_nothing
+    info = index.info()
+    assert (info.chroma, info.papers, info.collections) == (url, 3, ("remote",))
+    assert not (tmp_path / "local" / "chroma").exists()  # vectors live on the server, BM25 in the local data dir
+    assert (tmp_path / "local" / "bm25" / "remote" / "CURRENT").exists()
+
+    shutil.rmtree(tmp_path / "local" / "bm25")  # a second machine's view: BM25 is rebuilt from the server's chunks
+    reader = PaperIndex(settings.model_copy(update={"retrieval": "bm25"}), embedder, "remote")
+    assert [h.paper.id for h in reader.search("qq81", k=3)] == ["a1"]
+    assert index.search("how do insects navigate", k=1)[0].paper == PAPERS[1]
+
+    proc.kill()
+    proc.wait(timeout=10)
+    # a refused connection fails at once (no hang) with a one-line error that names the server
+    with pytest.raises(IndexStoreError, match=rf"Chroma at {url} \(is the `chroma run` server up"):
+        index.search("glaciers", k=2)
+    with pytest.raises(IndexStoreError, match=f"Chroma at {url}"):
+        index.sync([*PAPERS, Paper(id="a4", title="New", abstract="Fresh paper.")], progress=False)
+    with pytest.raises(IndexStoreError, match="cannot open the Chroma store"):
+        PaperIndex(settings, embedder, "remote")

@@ -1,0 +1,309 @@
+"""PaperIndex on a real embedded Chroma in tmp_path with the real MiniLM embedder: ingest, search, filters."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag import IndexStoreError, Paper, QuestionError, SearchFilters, Settings
+from rag.chunking import chunk_paper
+from rag.embeddings import MiniLMEmbedding, make_embedder
+from rag.index import PaperIndex
+
+REPO = Path(__file__).resolve().parents[1]
+
+LEXICAL = Paper(
+    id="lex",
+    title="Sourdough starter maintenance",
+    abstract="We report feeding schedules for the starter culture xq7vz9 kept at room temperature for a year.",
+    source="kitchen.jsonl",
+    year=2019,
+)
+SEMANTIC = Paper(
+    id="sem",
+    title="Canine scent detection in diabetes",
+    abstract=(
+        "Trained canines alerted their owners to low blood glucose episodes. Alerts preceded meter readings "
+        "by several minutes in most of the recorded nights."
+    ),
+    url="https://example.org/sem",
+    code_urls=("https://github.com/example/sem",),
+    source="medical.jsonl",
+    year=2021,
+    authors=("Ann Smith", "Bo Li"),
+)
+OTHERS = [
+    Paper(
+        id="p-graph",
+        title="Graph neural networks for molecule property prediction",
+        abstract="Message passing networks predict solubility and toxicity of small molecules from their graphs.",
+        code_urls=("https://github.com/example/gnn",),
+        source="ml.jsonl",
+        year=2022,
+    ),
+    Paper(
+        id="p-solar",
+        title="Perovskite solar cell stability",
+        abstract="Encapsulation extends the operating life of perovskite photovoltaic cells under humid conditions.",
+        source="physics.jsonl",
+        year=2020,
+    ),
+    Paper(
+        id="p-rome",
+        title="Trade routes of the late Roman empire",
+        abstract="Amphora finds trace olive oil shipments across the Mediterranean in the fourth century.",
+        source="history.jsonl",
+    ),
+    Paper(
+        id="p-llm",
+        title="Instruction tuning of language models",
+        abstract="Fine-tuning a language model on instructions improves zero-shot answers on unseen tasks.",
+        code_urls=("https://github.com/example/it",),
+        source="ml.jsonl",
+        year=2023,
+    ),
+]
+PAPERS = [LEXICAL, SEMANTIC, *OTHERS]
+SEMANTIC_QUERY = "dogs sniffing out hypoglycemia"  # shares no word stem with the SEMANTIC paper
+
+
+@pytest.fixture(scope="module")
+def embedder() -> MiniLMEmbedding:
+    return MiniLMEmbedding()
+
+
+def make_index(tmp_path: Path, embedder: MiniLMEmbedding, collection: str = "papers", **overrides) -> PaperIndex:
+    settings = Settings(data_dir=tmp_path / "data", collection=collection, **overrides)
+    return PaperIndex(settings, embedder, collection)
+
+
+@pytest.fixture
+def index(tmp_path: Path, embedder: MiniLMEmbedding) -> PaperIndex:
+    idx = make_index(tmp_path, embedder)
+    idx.sync(PAPERS, progress=False)
+    return idx
+
+
+def ids(hits) -> list[str]:
+    return [h.paper.id for h in hits]
+
+
+def test_ingest_builds_records_that_round_trip(index: PaperIndex) -> None:
+    assert index.papers() == sorted(PAPERS, key=lambda p: p.id)
+    info = index.info()
+    assert (info.collection, info.papers, info.chunks) == ("papers", len(PAPERS), len(PAPERS))
+    assert info.embedding_model == "MiniLMEmbedding:" + MiniLMEmbedding().model_name
+    assert info.chroma.startswith("embedded:") and info.collections == ("papers",)
+    hit = index.search("scent detection of low glucose by canines", k=1)[0]
+    assert hit.paper == SEMANTIC and hit.chunk.paper_id == "sem" and hit.chunk.id == "sem#0"
+    assert hit.rank == 1 and hit.chunk.text == SEMANTIC.abstract
+
+
+def test_second_ingest_of_same_input_writes_nothing(index: PaperIndex, tmp_path: Path) -> None:
+    bm25_pointer = tmp_path / "data" / "bm25" / "papers" / "CURRENT"
+    before = (bm25_pointer.stat().st_mtime_ns, index.info().chunks, index._store.meta())
+    summary = index.sync(PAPERS, progress=False)
+    assert summary.wrote_nothing and summary.skipped == len(PAPERS) and summary.chunks_written == 0
+    assert (bm25_pointer.stat().st_mtime_ns, index.info().chunks, index._store.meta()) == before
+
+
+def test_changed_paper_is_replaced(index: PaperIndex, embedder: MiniLMEmbedding) -> None:
+    sentence = "Amphora stamps name the estates of the olive growers in Baetica and the ports they sailed from. "
+    longer = OTHERS[2].model_copy(update={"abstract": sentence * 12})
+    summary = index.sync([*PAPERS[:4], longer, PAPERS[5]], progress=False)
+    assert (summary.added, summary.updated, summary.skipped) == (0, 1, len(PAPERS) - 1)
+    expected = len(chunk_paper(longer, index.settings.chunk_tokens, index.settings.chunk_overlap_sentences))
+    info = index.info()
+    assert summary.chunks_written == expected > 1 and info.chunks == len(PAPERS) - 1 + expected
+    assert info.papers == len(PAPERS)
+    assert index.search("Baetica estates olive growers", k=1)[0].chunk.paper_id == "p-rome"
+    assert [p for p in index.papers() if p.id == "p-rome"] == [longer]
+    bm25 = index.settings.model_copy(update={"retrieval": "bm25"})
+    assert PaperIndex(bm25, embedder, "papers").search("fourth century Mediterranean shipments", k=5) == []
+
+
+def test_prune_deletes_papers_not_in_the_sources(index: PaperIndex, embedder: MiniLMEmbedding) -> None:
+    summary = index.sync(PAPERS[2:], prune=True, progress=False)
+    assert (summary.deleted, summary.skipped, summary.added) == (2, len(PAPERS) - 2, 0)
+    assert [p.id for p in index.papers()] == sorted(p.id for p in PAPERS[2:])
+    assert index.info().chunks == len(PAPERS) - 2
+    assert "lex" not in ids(index.search("xq7vz9", k=10))
+    assert index.sync(PAPERS[2:], progress=False).wrote_nothing
+
+
+def test_hybrid_finds_what_only_one_retriever_finds(tmp_path: Path, embedder: MiniLMEmbedding) -> None:
+    hybrid = make_index(tmp_path, embedder)
+    hybrid.sync(PAPERS, progress=False)
+    dense = make_index(tmp_path, embedder, retrieval="dense")
+    bm25 = make_index(tmp_path, embedder, retrieval="bm25")
+
+    assert ids(bm25.search("xq7vz9", k=5)) == ["lex"]  # only the lexical paper holds the token
+    assert "sem" not in ids(bm25.search(SEMANTIC_QUERY, k=5))  # no shared stem, so BM25 cannot find it
+    assert ids(dense.search(SEMANTIC_QUERY, k=1)) == ["sem"]
+
+    both = hybrid.search(f"xq7vz9 {SEMANTIC_QUERY}", k=3)
+    assert {"lex", "sem"} <= set(ids(both))
+    by_id = {h.paper.id: h for h in both}
+    assert by_id["lex"].bm25_score is not None and by_id["sem"].bm25_score is None
+    assert by_id["sem"].dense_score is not None
+    assert [h.rank for h in both] == [1, 2, 3] and both[0].score >= both[1].score >= both[2].score
+
+
+def test_dense_score_is_cosine_similarity(index: PaperIndex, embedder: MiniLMEmbedding) -> None:
+    hit = index.search(SEMANTIC_QUERY, k=1)[0]
+    query = np.array(embedder.get_query_embedding(SEMANTIC_QUERY))
+    passage = np.array(embedder.get_text_embedding(hit.chunk.embed_text(hit.paper.title)))
+    assert hit.dense_score == pytest.approx(float(query @ passage), abs=1e-3)
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "bm25"])
+def test_filters_apply_in_every_mode(tmp_path: Path, embedder: MiniLMEmbedding, mode: str) -> None:
+    make_index(tmp_path, embedder).sync(PAPERS, progress=False)
+    idx = make_index(tmp_path, embedder, retrieval=mode)
+    query = "language model networks molecules glucose starter"
+    with_code = idx.search(query, k=10, filters=SearchFilters(has_code=True))
+    assert with_code and all(h.paper.code_urls for h in with_code)
+    recent = idx.search(query, k=10, filters=SearchFilters(year_min=2021, year_max=2022))
+    assert recent and all(2021 <= (h.paper.year or 0) <= 2022 for h in recent)
+    ml = idx.search(query, k=10, filters=SearchFilters(source="ml.jsonl"))
+    assert ml and {h.paper.source for h in ml} == {"ml.jsonl"}
+    assert idx.search(query, k=10, filters=SearchFilters(year_min=2030)) == []
+
+
+def test_collections_are_isolated(tmp_path: Path, embedder: MiniLMEmbedding) -> None:
+    alpha = make_index(tmp_path, embedder, collection="alpha")
+    beta = make_index(tmp_path, embedder, collection="beta")
+    alpha.sync(PAPERS[:2], progress=False)
+    beta.sync(PAPERS[2:], progress=False)
+    assert set(ids(alpha.search("xq7vz9 solar cells molecules", k=10))) <= {"lex", "sem"}
+    assert "lex" not in ids(beta.search("xq7vz9 sourdough starter", k=10))
+    assert alpha.info().collections == ("alpha", "beta") and beta.info().papers == len(PAPERS) - 2
+
+
+def test_bad_queries_and_missing_collection(index: PaperIndex, tmp_path: Path, embedder: MiniLMEmbedding) -> None:
+    with pytest.raises(QuestionError, match="empty"):
+        index.search("   \n", k=5)
+    missing = make_index(tmp_path, embedder, collection="nowhere")
+    assert missing.is_empty() and missing.papers() == []
+    with pytest.raises(IndexStoreError, match="'nowhere' does not exist"):
+        missing.search("anything", k=5)
+
+
+def test_refuses_a_collection_built_by_another_embedding_model(index: PaperIndex) -> None:
+    settings = index.settings.model_copy(update={"embedding": "openai", "embedding_model": "other-embedder"})
+    other = PaperIndex(settings, make_embedder(settings), "papers")
+    with pytest.raises(IndexStoreError, match="built with embeddings from MiniLMEmbedding"):
+        other.search("glucose", k=3)
+    with pytest.raises(IndexStoreError, match="other-embedder"):
+        other.sync(PAPERS, progress=False)
+    assert index.info().chunks == len(PAPERS)
+
+
+def test_stale_bm25_is_rebuilt_when_another_writer_changes_the_collection(
+    index: PaperIndex, tmp_path: Path, embedder: MiniLMEmbedding
+) -> None:
+    reader = make_index(tmp_path, embedder, retrieval="bm25")
+    assert reader.search("xq7vz9", k=5)  # loads the BM25 index into this reader
+    newcomer = Paper(id="new", title="Mycology of truffles", abstract="Truffle spores zb44kq spread via boars.")
+    make_index(tmp_path, embedder).sync([*PAPERS, newcomer], progress=False)
+    assert ids(reader.search("zb44kq", k=5)) == ["new"]
+    # a deleted BM25 folder is rebuilt from Chroma on the next search
+    import shutil
+
+    shutil.rmtree(tmp_path / "data" / "bm25")
+    assert ids(make_index(tmp_path, embedder, retrieval="bm25").search("zb44kq", k=5)) == ["new"]
+
+
+def test_index_persists_across_processes(tmp_path: Path) -> None:
+    env = {**os.environ, "RAG_DATA_DIR": str(tmp_path / "proc"), "RAG_COLLECTION": "shared"}
+    papers = json.dumps([p.model_dump(mode="json") for p in PAPERS])
+    ingest = (
+        "import json, sys\n"
+        "from rag import Paper, Settings\nfrom rag.embeddings import make_embedder\nfrom rag.index import PaperIndex\n"
+        "s = Settings.load()\n"
+        "papers = [Paper(**p) for p in json.loads(sys.stdin.read())]\n"
+        "print(PaperIndex(s, make_embedder(s), s.collection).sync(papers, progress=False).model_dump_json())\n"
+    )
+    search = (
+        "from rag import Settings\nfrom rag.embeddings import make_embedder\nfrom rag.index import PaperIndex\n"
+        "s = Settings.load()\n"
+        "hits = PaperIndex(s, make_embedder(s), s.collection).search('xq7vz9 sourdough', k=2)\n"
+        "print(hits[0].model_dump_json())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", ingest],
+        input=papers,
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert json.loads(done.stdout)["added"] == len(PAPERS)
+    found = subprocess.run(
+        [sys.executable, "-c", search], env=env, cwd=REPO, capture_output=True, text=True, timeout=120, check=True
+    )
+    assert Paper(**json.loads(found.stdout)["paper"]) == LEXICAL
+
+
+class _EmbeddingsEndpoint(BaseHTTPRequestHandler):
+    """A minimal OpenAI-compatible /v1/embeddings endpoint serving the real MiniLM vectors."""
+
+    model: MiniLMEmbedding
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        vectors = self.model.embed(texts)
+        payload = json.dumps(
+            {
+                "object": "list",
+                "model": body["model"],
+                "data": [{"object": "embedding", "index": i, "embedding": v.tolist()} for i, v in enumerate(vectors)],
+                "usage": {"prompt_tokens": 0, "total_tokens": 0},
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_openai_compatible_embeddings_build_and_guard_their_collection(
+    tmp_path: Path, embedder: MiniLMEmbedding
+) -> None:
+    handler = type("Handler", (_EmbeddingsEndpoint,), {"model": embedder})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        settings = Settings(
+            data_dir=tmp_path / "data",
+            embedding="openai",
+            embedding_model="minilm-over-http",
+            openai_base_url=f"http://127.0.0.1:{server.server_address[1]}/v1",
+            llm_max_retries=0,
+        )
+        remote = PaperIndex(settings, make_embedder(settings), "remote")
+        assert remote.sync(PAPERS, progress=False).added == len(PAPERS)
+        assert remote.info().embedding_model == "OpenAIEmbedding:minilm-over-http"
+        assert ids(remote.search(SEMANTIC_QUERY, k=1)) == ["sem"]
+    finally:
+        server.shutdown()
+        server.server_close()
+    local = PaperIndex(settings.model_copy(update={"embedding": "minilm"}), embedder, "remote")
+    with pytest.raises(IndexStoreError, match="built with embeddings from OpenAIEmbedding:minilm-over-http"):
+        local.search(SEMANTIC_QUERY, k=1)
