@@ -154,12 +154,20 @@ def tune(data_dir: Path, base: Settings, embedder: Any, queries: dict[str, str],
 
 # --- test, latency, ingest, cold start -----------------------------------------------------------------------
 def evaluate(data_dir: Path, base: Settings, embedder: Any, queries: dict[str, str], qrels: dict) -> dict[str, Any]:
-    """Test-split metrics of each mode through the real PaperIndex.search (k=100)."""
+    """Test-split metrics of each mode through the real PaperIndex.search: nDCG@10 of k=10, Recall@100 of k=100.
+
+    Hybrid fusion depends on k (each retriever contributes max(candidates, 2k) chunks), so the two metrics come
+    from the two searches a user would make; a single ranking (dense or BM25 alone) does not, and is searched once.
+    """
     results = {}
+    test = sorted(qrels["test"])
     for mode in ("dense", "bm25", "hybrid"):
         index = PaperIndex(settings_for(data_dir, base, retrieval=mode), embedder, COLLECTION)
-        run = {q: [h.paper.id for h in index.search(queries[q], k=100)] for q in sorted(qrels["test"])}
+        run = {q: [h.paper.id for h in index.search(queries[q], k=100)] for q in test}
         results[mode] = mean_metrics(run, qrels["test"])
+        if mode == "hybrid":
+            top10 = {q: [h.paper.id for h in index.search(queries[q], k=10)] for q in test}
+            results[mode]["ndcg@10"] = mean_metrics(top10, qrels["test"])["ndcg@10"]
         print(f"  test {mode}: {results[mode]}", file=sys.stderr)
     return results
 
@@ -184,7 +192,8 @@ def latency(index: PaperIndex, texts: list[str]) -> dict[str, float]:
 
 def ingest_probe(cache: Path, base: Settings, embedder: Any, papers: list[Paper]) -> dict[str, Any]:
     """Abstracts/s of a fresh ingest (chunk, embed, write Chroma, build BM25) of a sample into an empty data dir."""
-    probe = cache / f"probe-{os.getpid()}"
+    # a fresh folder per probe: chromadb caches its client per path for the life of the process
+    probe = cache / f"probe-{os.getpid()}-{base.chunk_tokens}-{base.chunk_overlap_sentences}"
     shutil.rmtree(probe, ignore_errors=True)
     try:
         index = PaperIndex(base.model_copy(update={"data_dir": probe, "collection": "probe"}), embedder, "probe")

@@ -10,11 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evals.compare import compare, format_table, load_metrics
 from evals.gold_schema import ITEM_TYPES, GoldError, GoldItem, gold_files, load_gold
-from evals.harness import run_eval
-from evals.report import summary_lines, write_run
-from evals.thresholds import DEFAULT_THRESHOLDS, check, load_thresholds
 from rag.settings import DEFAULT_COLLECTION
 
 if TYPE_CHECKING:
@@ -72,7 +68,7 @@ def add_eval_parser(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="print metrics.json instead of the scores table")
     p.add_argument("--check", action="store_true",
                    help="exit with code 3 when a metric misses a bound of the thresholds file")
-    p.add_argument("--thresholds", metavar="FILE", default=str(DEFAULT_THRESHOLDS),
+    p.add_argument("--thresholds", metavar="FILE",
                    help="thresholds TOML for --check (default: evals/thresholds.toml)")
     p.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"),
                    help="print the metric differences of two run directories (or metrics.json files) and exit")
@@ -83,6 +79,8 @@ def add_eval_parser(subparsers: Any) -> None:
 
 def _compare(args: argparse.Namespace) -> int:
     """`rag eval --compare A B`: a table (or JSON) of both runs' metrics and their deltas."""
+    from evals.compare import compare, format_table, load_metrics
+
     a, b = (load_metrics(p) for p in args.compare)
     if a.gold_digest != b.gold_digest:
         print("note: the two runs evaluated different gold items; deltas mix answer and gold changes",
@@ -123,9 +121,15 @@ def _items(args: argparse.Namespace, assistant: Assistant) -> tuple[list[Path], 
 
 def run(args: argparse.Namespace, assistant_factory: Callable[..., Assistant]) -> int:
     """Run `rag eval`; assistant_factory(**overrides) builds the Assistant. Returns the exit code."""
+    # The harness, metrics and plotting import llama-index evaluation and matplotlib: only when evaluating.
+    from evals.harness import run_eval
+    from evals.report import summary_lines, write_run
+    from evals.thresholds import DEFAULT_THRESHOLDS, check, load_thresholds
+
     if args.compare:
         return _compare(args)
-    thresholds = load_thresholds(args.thresholds) if args.check else None  # a bad file fails before the long run
+    # a bad thresholds file fails before the long run
+    thresholds = load_thresholds(args.thresholds or DEFAULT_THRESHOLDS) if args.check else None
     assistant = assistant_factory(collection=args.collection, llm=args.llm)
     judge = None
     if args.judge:

@@ -82,12 +82,21 @@ class Assistant:
         *,
         fmt: str | None = None,
         prune: bool = False,
+        fields: dict[str, str] | None = None,
+        skip_invalid: bool = False,
         progress: bool = True,
     ) -> IngestSummary:
-        """Load collection files (default: the bundled digest) and sync them into the index."""
+        """Load collection files (default: the bundled digest) and sync them into the index.
+
+        `fields` maps paper fields to source keys or columns (e.g. {"abstract": "summary"}); `skip_invalid` logs and
+        skips malformed records instead of refusing the whole input.
+        """
         from rag.loaders import DEFAULT_CORPUS, load_papers
 
-        loaded = load_papers(list(paths) if paths else [DEFAULT_CORPUS], fmt=fmt)
+        loaded = load_papers(
+            list(paths) if paths else [DEFAULT_CORPUS], fmt=fmt, fields=fields, skip_invalid=skip_invalid,
+            progress=progress,
+        )  # fmt: skip
         return self.index.sync(
             loaded.papers, prune=prune, duplicates_merged=loaded.duplicates_merged, progress=progress
         )

@@ -47,9 +47,9 @@ def _tokenize(texts: list[str]) -> Any:
 class Bm25Params:
     """BM25 scoring parameters and how many times the title is repeated in the indexed text."""
 
-    k1: float = 0.9
-    b: float = 0.4
-    title_repeats: int = 1
+    k1: float
+    b: float
+    title_repeats: int
 
 
 class Bm25Index:

@@ -106,7 +106,11 @@ class AnswerChain:
     def stream(
         self, question: str, history: Sequence[Message] = (), k: int | None = None, filters: SearchFilters | None = None
     ) -> Iterator[str | Answer]:
-        """Yield answer text deltas as they are produced, then the final verified Answer."""
+        """Yield answer text deltas as they are produced, then the final verified Answer.
+
+        With an LLM the deltas are the model's raw reply; the final Answer's text is the verified one (citations
+        to missing sources removed, unsupported sentences marked): a UI should show it in place of the deltas.
+        """
         run = _Run()
         text = validate_question(question, self.settings.max_question_chars)
         turns = list(history)[-2 * self.settings.history_turns :] if self.settings.history_turns else []
@@ -208,6 +212,11 @@ class AnswerChain:
             for delta in backend.stream(prompt.messages):
                 raw += delta
                 yield delta
+            if not raw.strip():
+                raise LLMError(
+                    f"the {self.backend_name} model {backend.model!r} returned an empty reply; the prompt may exceed "
+                    "the server's context size: set RAG_LLM_CONTEXT_WINDOW to the server's n_ctx"
+                )
         except LLMError as exc:
             if self.settings.llm_fallback != "extractive":
                 raise

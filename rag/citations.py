@@ -11,7 +11,7 @@ import numpy as np
 import Stemmer
 
 from rag.chunking import split_sentences
-from rag.sentence_cache import SentenceCache
+from rag.sentence_cache import PaperSentences, SentenceCache
 from rag.types import AnswerSentence, Citation, Hit
 
 # [1], [1, 2], [1-3], [1–3], [1 and 2]; adjacent markers like [1][2] are simply two matches.
@@ -163,6 +163,36 @@ def support_score(
     return min(score, 1.0), best_source, numbers_ok
 
 
+def _letters(text: str) -> str:
+    """Lower-case letters and digits only, for matching quoted sentences."""
+    return re.sub(r"[^a-z0-9]+", "", text.lower())
+
+
+def _sentence_vectors(
+    plain: Sequence[str], cites: Sequence[tuple[int, ...]], papers: Sequence[PaperSentences], cache: SentenceCache
+) -> np.ndarray:
+    """Embeddings of answer sentences; a sentence quoting a cited abstract sentence verbatim (after a 'Name:'
+    label) reuses that sentence's cached vector instead of being embedded again."""
+    rows: list[np.ndarray | None] = []
+    for text, numbers in zip(plain, cites, strict=True):
+        key, found = _letters(text), None
+        for n in numbers:
+            for j, sentence in enumerate(papers[n - 1].sentences):
+                quoted = _letters(sentence)
+                if quoted and key.endswith(quoted) and len(quoted) * 5 >= len(key) * 4:
+                    found = papers[n - 1].sentence_vectors[j]
+                    break
+            if found is not None:
+                break
+        rows.append(found)
+    missing = [i for i, row in enumerate(rows) if row is None]
+    if missing:
+        embedded = cache.embed([plain[i] for i in missing])
+        for i, vector in zip(missing, embedded, strict=True):
+            rows[i] = vector
+    return np.vstack(rows) if rows else np.zeros((0, 0), dtype=np.float32)
+
+
 def verify_answer(text: str, sources: Sequence[Hit], cache: SentenceCache, threshold: float) -> Verification:
     """Remove citations to missing sources, score each sentence against its cited abstracts, flag the unsupported.
 
@@ -173,7 +203,7 @@ def verify_answer(text: str, sources: Sequence[Hit], cache: SentenceCache, thres
     parsed = split_answer(cleaned)
     papers = cache.get(hit.paper for hit in sources)
     plain = [strip_markers(p.text) or p.text for p in parsed]
-    vectors = cache.embed(plain) if plain else np.zeros((0, 0), dtype=np.float32)
+    vectors = _sentence_vectors(plain, [p.citations for p in parsed], papers, cache)
     sentences: list[AnswerSentence] = []
     evidence: dict[int, dict[str, None]] = {}
     for i, sentence in enumerate(parsed):

@@ -200,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("search", help="find the papers most relevant to a question")
-    p.add_argument("question")
+    p.add_argument("question", help="what to look for, in plain language")
     p.add_argument("-k", type=int, default=None, help="number of papers (default: settings search_k)")
     p.add_argument("--collection", help="named collection (default: settings)")
     p.add_argument("--json", action="store_true", help="print the hits as JSON")
@@ -236,7 +236,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `rag` command; returns the exit code."""
     args = build_parser().parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(level)  # on the handler too: some libraries (bm25s) force their own loggers to DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", handlers=[handler])
     try:
         return args.func(args)
     except RagError as exc:

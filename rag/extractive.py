@@ -10,8 +10,8 @@ from enum import StrEnum
 import bm25s
 import numpy as np
 
-from rag.citations import NUMBER, stemmer
-from rag.naming import aliases, mentions, short_name
+from rag.citations import NUMBER, key_terms, stemmer
+from rag.naming import aliases, mentions, short_name, without_names
 from rag.sentence_cache import PaperSentences, SentenceCache
 from rag.types import Hit
 
@@ -26,27 +26,41 @@ TERM_BONUS = 0.15
 LIST_MARGIN = 0.08
 # ... or when its best sentence's cosine is within this margin of the best cosine of any paper.
 LIST_COSINE_MARGIN = 0.12
+# ... and when it contains this many of the question's key terms (a listed paper must share its words).
+LIST_SHARED_TERMS = 2
 # At most this many papers in a list, sentences in a summary, sentences in a factoid answer.
 MAX_LISTED = 5
 SUMMARY_SENTENCES = 4
 FACTOID_SENTENCES = 2
 # With this many specific terms in a question, a paper may miss a third of them.
 MANY_TERMS = 3
-# A question that names a paper needs less similarity to count as evidence (its terms are still checked).
-NAMED_RELIEF = 0.1
+# A question that names a paper, or asks which papers mention exact terms (LVIS) that one does, needs less similarity.
+EXACT_RELIEF = 0.1
 # A lower-ranked paper may answer a factoid when the best one lacks the question's specific terms.
 FALLBACK_MARGIN = 0.15
+# A summary's sentences after the contribution: relevance plus a bonus for a method or finding sentence and for
+# the sentence right after the contribution (usually the method's gist).
+ROLE_BONUS = 0.15
+NEXT_BONUS = 0.1
 
 _LIST = re.compile(
-    r"\b(which|what|list|name|any|find|compare|comparison)\b.{0,40}?\b(papers|works|methods|models|approaches|studies|"
-    r"architectures|techniques|frameworks|ones)\b|\bpapers\s+(that|which|about|on|using|use|propos)|"
+    r"\b(which|what|list|name|any|find|compare|comparison)\b.{0,40}?\b(papers|works|studies|articles)\b|"
+    r"\b(which|list|name|compare)\s+(\w+\s+)?(methods|models|approaches|architectures|frameworks|ones)\b|"
+    r"\bpapers\s+(that|which|about|on|using|use|propos)|"
     r"\bcompare\b|\bdifference between\b",
     re.IGNORECASE,
 )
 _WHICH_ONE = re.compile(r"\b(which|what)\s+(paper|work|study|method|model|approach|one)\b", re.IGNORECASE)
 _SUMMARY = re.compile(
     r"\b(what is|what's|what are)\b.{0,60}\babout\b|\bsummar|\bdescribe\b|\bmain (idea|contribution)|"
-    r"\btell me about\b|\boverview\b|\bexplain\b|\bwhat does\b.{0,60}\b(propose|do|introduce|present)\b",
+    r"\btell me (more )?about\b|\boverview\b|\bexplain\b|\bidea behind\b|"
+    r"\bwhat (does|did|do)\b.{0,60}\b(propose|do|introduce|present|conclude|find)\b",
+    re.IGNORECASE,
+)
+# "What is MaxViT?", "What's the Vision Mamba paper?": a question that only names something asks what it is.
+_DEFINITION = re.compile(r"^\s*(?:what|who)\s*(?:is|are|was|'s)\s+(?P<name>[^?]{1,80}?)\s*\??\s*$", re.IGNORECASE)
+_NAME_FILLER = re.compile(
+    r"(the|a|an|of|for|in|on|with|and|to|via|paper|papers|work|model|method|approach|framework|architecture)",
     re.IGNORECASE,
 )
 _QUANTITY = re.compile(
@@ -57,11 +71,52 @@ _QUANTITY = re.compile(
     re.IGNORECASE,
 )
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-.]*[A-Za-z0-9]")
-# "LoRA-style", "CLIP-based": the suffix is a description, the exact term is the head.
-_DESCRIPTIVE_SUFFIX = re.compile(r"-(style|like|based|aware|free|level|scale|sized|only)$", re.IGNORECASE)
+# "LoRA-style", "CLIP-based", "LoRA-adapted": a lower-case suffix is a description, the exact term is the head.
+_DESCRIPTIVE_SUFFIX = re.compile(r"(?<=[A-Za-z0-9])-[a-z]+$")
 _SQUASH = re.compile(r"[^a-z0-9]+")
 _CAMEL = re.compile(r"[a-z][A-Z]")
-_PROPOSAL = re.compile(r"\b(we|this paper|this work)\s+(propose|present|introduce|develop|design)", re.IGNORECASE)
+# "how many GPU hours", "how many parameters": what is counted must be something the paper talks about.
+_HOW_MANY = re.compile(r"\bhow many\s+([A-Za-z][\w\-]*)(?:\s+([a-z][\w\-]*))?", re.IGNORECASE)
+_PROPOSAL = re.compile(
+    r"\b(we|this paper|this work)\s+(also\s+)?(propose|present|introduce|develop|design|contribute|build|construct)",
+    re.IGNORECASE,
+)
+# Where an abstract's own content starts when it proposes nothing: what the work studies.
+_ANCHOR = re.compile(
+    r"\b(this|our) (paper|work|study)\s+(\w+ly\s+)?(?!(suggest|show|demonstrate|indicate|highlight|pave|open)s)\w+s\b|"
+    r"\bwe (study|investigate|revisit|explore|identify)\b",
+    re.IGNORECASE,
+)
+# Sentences that only point at code, data or a web page: never part of an answer unless the question asks for them.
+_BOILERPLATE = re.compile(
+    r"https?://|\bgithub\b|\bwe (will )?(release|open-source|make)\b|\bproject (page|website)\b|"
+    r"\b(code|models?|data(sets?)?|weights|checkpoints?|code-?base)\b[^.]{0,60}\b(available|released?|public)\b",
+    re.IGNORECASE,
+)
+# The method's gist and the headline findings: what a summary wants after the contribution sentence.
+_METHOD = re.compile(
+    r"\b(consists? of|built (up)?on|comprises?|components?|contributions?|key (idea|insight|techniques?)|"
+    r"techniques?|specifically|modules?|strategy|scheme|we (design|develop|use|leverage|employ|adopt))\b",
+    re.IGNORECASE,
+)
+_FINDING = re.compile(
+    r"\bwe (also )?(find|show|demonstrate|observe|discover|identify)\b|\bresults? (show|demonstrate)|\boutperform|"
+    r"\bachiev|\bstate-of-the-art\b|\bsurpass|\bconclude",
+    re.IGNORECASE,
+)
+# ... and praise without content ("underscores the effectiveness of the proposed framework").
+_VAGUE = re.compile(
+    r"\b(effectiveness|capabilities|potential|superiority|value) of (our|the proposed|this)\b|\bunderscores?\b|"
+    r"\bvalidates?\b.{0,40}\b(capabilit|effectiveness|efficacy|efficiency)",
+    re.IGNORECASE,
+)
+# A summary sentence's lead-in that says nothing ("In this paper, we introduce ..." -> "We introduce ...").
+_LEAD_IN = re.compile(
+    r"^(in this (paper|work|study)|here|to this end|to address (this|these|the) (issues?|challenges?|problems?)),?\s+"
+    r"(?=we\b)",
+    re.IGNORECASE,
+)
+_ASKS_FOR_LINKS = re.compile(r"\b(code|github|url|link|website|page|release[ds]?|available|download)\b", re.IGNORECASE)
 
 
 class QueryType(StrEnum):
@@ -181,11 +236,23 @@ def _bm25_scores(question: str, texts: Sequence[str]) -> np.ndarray:
 
 
 def score_sources(question: str, hits: Sequence[Hit], cache: SentenceCache) -> list[PaperEvidence]:
-    """Score every abstract sentence of the numbered sources against the question; papers best first."""
+    """Score every abstract sentence of the numbered sources against the question; papers best first.
+
+    A named paper's sentences are ranked against the question without its name (every sentence saying 'MaxViT'
+    is not thereby closer to 'How fast is MaxViT?'); the cosines kept for the evidence gate are the full question's.
+    """
     papers: list[PaperSentences] = cache.get(hit.paper for hit in hits)
+    named = [mentions(question, hit.paper) for hit in hits]
+    plain = question
+    for hit in (hit for hit, is_named in zip(hits, named, strict=True) if is_named):
+        plain = without_names(plain, hit.paper)
     q = cache.embed_query(question)
     flat = [(n, i, s) for n, ps in enumerate(papers, start=1) for i, s in enumerate(ps.sentences)]
-    bm25 = _bm25_scores(question, [s for _, _, s in flat]) if flat else np.zeros(0)
+    texts = [s for _, _, s in flat]
+    bm25 = _bm25_scores(question, texts) if flat else np.zeros(0)
+    q_plain, bm25_plain = q, bm25
+    if plain != question and flat:
+        q_plain, bm25_plain = cache.embed_query(plain), _bm25_scores(plain, texts)
     wants_number = bool(_QUANTITY.search(question))
     terms = specific_terms(question, hits)
     by_paper: dict[int, list[ScoredSentence]] = {}
@@ -194,9 +261,10 @@ def score_sources(question: str, hits: Sequence[Hit], cache: SentenceCache) -> l
         if not ps.sentences:
             continue
         cosines = ps.sentence_vectors @ q
+        ranking, keywords = (ps.sentence_vectors @ q_plain, bm25_plain) if named[n - 1] else (cosines, bm25)
         prior = 1.0 / (1.0 + 0.5 * (n - 1))
         for i, text in enumerate(ps.sentences):
-            score = COSINE_WEIGHT * float(cosines[i]) + BM25_WEIGHT * float(bm25[offsets[n - 1] + i])
+            score = COSINE_WEIGHT * float(ranking[i]) + BM25_WEIGHT * float(keywords[offsets[n - 1] + i])
             score += RANK_WEIGHT * prior
             if wants_number and NUMBER.search(text):
                 score += NUMBER_BONUS
@@ -209,29 +277,82 @@ def score_sources(question: str, hits: Sequence[Hit], cache: SentenceCache) -> l
             hit=hit,
             sentences=tuple(sorted(by_paper.get(n, []), key=lambda s: (-s.score, s.index))),
             title_cosine=float(ps.title_vector @ q),
-            named=mentions(question, hit.paper),
+            named=named[n - 1],
         )
         for n, (hit, ps) in enumerate(zip(hits, papers, strict=True), start=1)
     ]
     return sorted(evidence, key=lambda e: (-e.named, -e.score, e.number))
 
 
-def _cite(paper: PaperEvidence, sentences: Sequence[ScoredSentence]) -> str:
-    """'Name: sentence [n]. sentence [n].' with sentences in abstract order."""
+def _cite(paper: PaperEvidence, sentences: Sequence[ScoredSentence], trim: bool = False) -> str:
+    """'Name: sentence [n]. sentence [n].' with sentences in abstract order (trim: without empty lead-ins)."""
     ordered = sorted(sentences, key=lambda s: s.index)
-    body = " ".join(f"{s.text.rstrip().rstrip('.')} [{paper.number}]." for s in ordered)
+    texts = [_without_lead_in(s.text) if trim else s.text for s in ordered]
+    body = " ".join(f"{text.rstrip().rstrip('.')} [{paper.number}]." for text in texts)
     return f"{short_name(paper.hit.paper)}: {body}"
 
 
+def _without_lead_in(text: str) -> str:
+    """A sentence without an empty lead-in such as 'In this paper,' (capitalized again)."""
+    rest = _LEAD_IN.sub("", text, count=1)
+    return rest[:1].upper() + rest[1:]
+
+
 def _summary_sentences(paper: PaperEvidence) -> list[ScoredSentence]:
-    """The proposal sentence of an abstract plus its most relevant ones."""
-    chosen = [s for s in sorted(paper.sentences, key=lambda s: s.index) if _PROPOSAL.search(s.text)][:1]
-    for s in paper.sentences:
-        if len(chosen) >= SUMMARY_SENTENCES:
-            break
-        if s not in chosen:
-            chosen.append(s)
-    return chosen
+    """The contribution sentence of an abstract, then its best method and finding sentences after it.
+
+    The contribution is the first 'we propose/introduce/study ...' or 'this paper pushes ...' sentence, else the first
+    naming the paper; background before it and code/web-page boilerplate are left out.
+    """
+    ordered = sorted(_contentful(paper.sentences), key=lambda s: s.index)
+    anchor = next((s for s in ordered if _PROPOSAL.search(s.text) or _ANCHOR.search(s.text)), None)
+    anchor = anchor or next((s for s in ordered if mentions(s.text, paper.hit.paper)), None)
+    if anchor is None:
+        return sorted(ordered, key=lambda s: (-s.score, s.index))[:SUMMARY_SENTENCES]
+
+    def value(s: ScoredSentence) -> float:
+        role = bool(_METHOD.search(s.text) or _FINDING.search(s.text) or _PROPOSAL.search(s.text))
+        return s.score + ROLE_BONUS * role + NEXT_BONUS * (s.index == anchor.index + 1)
+
+    after = sorted((s for s in ordered if s.index > anchor.index), key=lambda s: (-value(s), s.index))
+    return [anchor, *after[: SUMMARY_SENTENCES - 1]]
+
+
+def _contentful(sentences: Sequence[ScoredSentence]) -> list[ScoredSentence]:
+    """The sentences without code/web-page boilerplate and content-free praise (all of them if none is left)."""
+    kept = [s for s in sentences if not _BOILERPLATE.search(s.text) and not _VAGUE.search(s.text)]
+    return kept or list(sentences)
+
+
+def _is_definition(question: str) -> bool:
+    """True for 'What is MaxViT?'-like questions: only a name (capitalized or with digits) after 'what is'."""
+    match = _DEFINITION.match(question)
+    if not match:
+        return False
+    words = match.group("name").split()
+    named = any(any(c.isupper() or c.isdigit() for c in w) for w in words)
+    return named and all(_NAME_FILLER.fullmatch(w) or any(c.isupper() or c.isdigit() for c in w) for w in words)
+
+
+def counted_nouns(question: str) -> set[str]:
+    """Stemmed lower-case words a 'how many ...' question counts ('GPU hours' -> {'hour'}); acronyms excluded."""
+    match = _HOW_MANY.search(question)
+    if not match:
+        return set()
+    words = [w for w in match.groups() if w and w.islower()]
+    return key_terms(" ".join(words))
+
+
+def _shares_terms(question: str, paper: PaperEvidence) -> bool:
+    """True when the paper's title and abstract contain LIST_SHARED_TERMS of the question's key terms (or all)."""
+    wanted = key_terms(question)
+    shared = wanted & key_terms(_text(paper))
+    return len(shared) >= min(LIST_SHARED_TERMS, len(wanted))
+
+
+def _text(paper: PaperEvidence) -> str:
+    """Title and abstract of a scored source."""
+    return f"{paper.hit.paper.title} {paper.hit.paper.abstract}"
 
 
 def _distinct_names(papers: list[PaperEvidence]) -> list[PaperEvidence]:
@@ -258,12 +379,18 @@ def compose(question: str, evidence: Sequence[PaperEvidence], threshold: float) 
     if not usable:
         return _abstain(kind, 0.0)
     named = _distinct_names([e for e in usable if e.named])
+    if kind is QueryType.FACTOID and named and _is_definition(question):
+        kind = QueryType.SUMMARY
     strength = max(e.best_cosine for e in (named or usable))
-    if strength < threshold - (NAMED_RELIEF if named else 0.0):
-        return _abstain(kind, strength)
     terms = specific_terms(question, [e.hit for e in evidence])
-    covering = [e for e in (named or usable) if covers(f"{e.hit.paper.title} {e.hit.paper.abstract}", terms)]
+    counted = counted_nouns(question)
+    covering = [e for e in (named or usable) if covers(_text(e), terms) and counted <= key_terms(_text(e))]
     if not covering:
+        return _abstain(kind, strength)
+    listed_by_term = kind is QueryType.LIST and bool(terms) and mentioned(_text(covering[0]), terms) == len(terms)
+    exact = bool(named) or listed_by_term
+    floor = threshold - (EXACT_RELIEF if exact else 0.0)
+    if strength < floor:
         return _abstain(kind, strength)
     far = covering[0].score < usable[0].score - FALLBACK_MARGIN
     if far and not named and kind is not QueryType.LIST:
@@ -273,21 +400,21 @@ def compose(question: str, evidence: Sequence[PaperEvidence], threshold: float) 
         top_cosine = max(e.best_cosine for e in covering)
         chosen = covering if len(named) > 1 else [
             e for e in covering
-            if e.best_cosine >= threshold
+            if e.best_cosine >= floor
             and (e.score >= best.score - LIST_MARGIN or e.best_cosine >= top_cosine - LIST_COSINE_MARGIN)
+            and (e is best or _shares_terms(question, e))
         ][:MAX_LISTED]  # fmt: skip
         lines = [f"- {_cite(e, e.sentences[:1])}" for e in chosen]
         return ExtractiveResult("\n".join(lines), strength, kind, tuple(e.number for e in chosen))
+    if kind is QueryType.SUMMARY:
+        # a summary question describes a whole paper, as its title does: a title that close outweighs one sentence
+        best = min(covering, key=lambda e: (-max(e.score, e.title_cosine), e.number))
     chosen = covering if named else [best]
     lines = []
     for e in chosen:
         if kind is QueryType.SUMMARY:
-            lines.append(_cite(e, _summary_sentences(e)))
+            lines.append(_cite(e, _summary_sentences(e), trim=True))
         else:
-            lines.append(_cite(e, e.sentences[:FACTOID_SENTENCES]))
+            candidates = e.sentences if _ASKS_FOR_LINKS.search(question) else _contentful(e.sentences)
+            lines.append(_cite(e, candidates[:FACTOID_SENTENCES]))
     return ExtractiveResult("\n".join(lines), strength, kind, tuple(e.number for e in chosen))
-
-
-def extractive_answer(question: str, hits: Sequence[Hit], cache: SentenceCache, threshold: float) -> ExtractiveResult:
-    """Score the sources' sentences and compose a cited answer (empty text = not enough evidence)."""
-    return compose(question, score_sources(question, hits, cache), threshold)

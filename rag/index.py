@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,8 +24,6 @@ if TYPE_CHECKING:
     from rag.settings import Settings
 
 log = logging.getLogger(__name__)
-
-WRITING = "writing"  # stamp while a sync writes; a reader seeing it rebuilds BM25 from what Chroma holds
 
 
 class PaperIndex:
@@ -87,7 +86,8 @@ class PaperIndex:
         kept = [(cid, e.index_hash) for pid, e in manifest.items() if pid not in rewritten for cid in e.chunk_ids]
         stamp = stamp_of(kept + [(c.id, hashes[p.id]) for p, c, _ in rows])
         try:
-            self._store.set_meta(**{STAMP_KEY: WRITING, MODEL_KEY: self.model})
+            # while writing, a stamp no BM25 index has: a reader then rebuilds BM25 from whatever Chroma holds
+            self._store.set_meta(**{STAMP_KEY: f"writing-{uuid.uuid4().hex}", MODEL_KEY: self.model})
             self._store.delete(stale_ids)
             self._store.add(self._nodes(rows, vectors, hashes))
             self._store.set_meta(**{STAMP_KEY: stamp})

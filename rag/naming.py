@@ -116,3 +116,12 @@ def mentions(text: str, paper: Paper) -> bool:
     if paper.title.lower() in text.lower():
         return True
     return any(len(alias) >= 3 and _alias_pattern(alias).search(text) for alias in aliases(paper))
+
+
+def without_names(text: str, paper: Paper) -> str:
+    """Text with the paper's names (aliases, full title) removed: what a question asks about a named paper."""
+    plain = re.sub(re.escape(paper.title), " ", text, flags=re.IGNORECASE)
+    for alias in aliases(paper):
+        if len(alias) >= 3:
+            plain = _alias_pattern(alias).sub(" ", plain)
+    return " ".join(plain.split())

@@ -42,7 +42,12 @@ class Settings(BaseSettings):
     embedding_model: str = Field(default="text-embedding-3-small", description="Model name for 'openai' embeddings.")
     embed_batch_size: int = Field(default=32, ge=1, description="Passages embedded per batch.")
     embed_threads: int = Field(default=2, ge=1, description="onnxruntime intra-op threads of the MiniLM embedder.")
-    chunk_tokens: int = Field(default=200, ge=32, description="Chunk budget in tiktoken tokens (title excluded).")
+    chunk_tokens: int = Field(
+        default=512, ge=32,
+        description="Chunk budget in tiktoken tokens (title excluded); MiniLM embeds the first 256 wordpieces of each "
+        "chunk (its window, as in MTEB) while BM25 indexes all of it. 512 keeps almost every abstract one chunk; "
+        "chosen on SciFact train (bench/retrieval.py).",
+    )
     chunk_overlap_sentences: int = Field(default=1, ge=0, description="Sentences repeated between chunks.")
 
     # --- retrieval -----------------------------------------------------------------------------------
@@ -50,12 +55,13 @@ class Settings(BaseSettings):
     search_k: int = Field(default=10, ge=1, description="Papers returned by `search`.")
     answer_k: int = Field(default=5, ge=1, description="Papers shown to the answerer as numbered sources.")
     candidates: int = Field(default=50, ge=1, description="Chunks each retriever contributes before fusion.")
-    rrf_k: int = Field(default=60, ge=1, description="Reciprocal-rank-fusion constant.")
+    rrf_k: int = Field(default=5, ge=1, description="Reciprocal-rank-fusion constant (tuned on SciFact train).")
     dense_weight: float = Field(default=1.0, ge=0, description="Weight of the dense ranking in fusion.")
-    bm25_weight: float = Field(default=1.0, ge=0, description="Weight of the BM25 ranking in fusion.")
-    bm25_k1: float = Field(default=0.9, gt=0, description="BM25 term-frequency saturation (k1).")
-    bm25_b: float = Field(default=0.4, ge=0, le=1, description="BM25 length normalization (b).")
-    bm25_title_repeats: int = Field(default=1, ge=1, description="Times the title is repeated in BM25-indexed text.")
+    bm25_weight: float = Field(default=1.25, ge=0, description="Weight of the BM25 ranking in fusion (tuned on train).")
+    # BM25 defaults tuned on the SciFact train split (bench/retrieval.py, evals/reports/retrieval.md).
+    bm25_k1: float = Field(default=1.5, gt=0, description="BM25 term-frequency saturation (k1).")
+    bm25_b: float = Field(default=0.75, ge=0, le=1, description="BM25 length normalization (b).")
+    bm25_title_repeats: int = Field(default=2, ge=1, description="Times the title is repeated in BM25-indexed text.")
 
     # --- answering -----------------------------------------------------------------------------------
     llm: Literal["auto", "extractive", "openai", "local"] = Field(

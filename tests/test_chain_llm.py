@@ -264,3 +264,13 @@ def test_follow_up_condensed_by_the_model(indexed: Assistant, llama_server: dict
     assert answer.standalone_question != FOLLOW_UP
     assert len(answer.standalone_question) <= indexed.settings.max_question_chars
     assert_well_formed(answer)
+
+
+def test_prompt_over_the_server_context_is_a_clear_error(indexed: Assistant, llama_server: dict) -> None:
+    # The fixture's server runs with n_ctx 2048; claiming 8192 lets the prompt outgrow it. Whatever the server does
+    # then (an HTTP error or an empty reply), the user gets an LLMError that names the setting, not a silent abstain.
+    c = chain(indexed, llama_server["base_url"], llm_context_window=8192, answer_k=9, llm_max_tokens=512)
+    long_question = QUESTION + " " + " ".join(["Explain every detail of the method and all of its results."] * 30)
+    with pytest.raises(LLMError) as exc:
+        within(BOUND_SECONDS, lambda: c.ask(long_question, []))
+    assert "context" in str(exc.value).lower()

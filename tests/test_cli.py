@@ -108,7 +108,7 @@ def test_malformed_file_writes_nothing(data_dir: Path, tmp_path: Path) -> None:
     bad.write_text('{"_id": "a1", "title": "Good paper", "text": "A fine abstract."}\n{"_id": "a2", "title": \n')
     proc = _rag(["ingest", str(bad)], data_dir)
     assert proc.returncode == EXIT_ERROR
-    assert "bad.jsonl" in proc.stderr and "line 2" in proc.stderr
+    assert f"{bad}:2:" in proc.stderr  # file:line of the broken record
     info = IndexInfo.model_validate_json(_rag(["info", "--json"], data_dir).stdout)
     assert info.papers == 92  # the good first line was not written either
 

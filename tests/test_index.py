@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag import IndexStoreError, Paper, QuestionError, SearchFilters, Settings
+from rag import IndexStoreError, ModelError, Paper, QuestionError, SearchFilters, Settings
 from rag.chunking import chunk_paper
 from rag.embeddings import MiniLMEmbedding, make_embedder
 from rag.index import PaperIndex
@@ -117,7 +117,7 @@ def test_second_ingest_of_same_input_writes_nothing(index: PaperIndex, tmp_path:
 
 def test_changed_paper_is_replaced(index: PaperIndex, embedder: MiniLMEmbedding) -> None:
     sentence = "Amphora stamps name the estates of the olive growers in Baetica and the ports they sailed from. "
-    longer = OTHERS[2].model_copy(update={"abstract": sentence * 12})
+    longer = OTHERS[2].model_copy(update={"abstract": sentence * 40})  # over the chunk budget: several chunks
     summary = index.sync([*PAPERS[:4], longer, PAPERS[5]], progress=False)
     assert (summary.added, summary.updated, summary.skipped) == (0, 1, len(PAPERS) - 1)
     expected = len(chunk_paper(longer, index.settings.chunk_tokens, index.settings.chunk_overlap_sentences))
@@ -195,6 +195,8 @@ def test_bad_queries_and_missing_collection(index: PaperIndex, tmp_path: Path, e
     assert missing.is_empty() and missing.papers() == []
     with pytest.raises(IndexStoreError, match="'nowhere' does not exist"):
         missing.search("anything", k=5)
+    with pytest.raises(IndexStoreError, match=r"cannot open collection 'x!' in Chroma at embedded:.*Expected a name"):
+        make_index(tmp_path, embedder, collection="x!").sync(PAPERS, progress=False)
 
 
 def test_refuses_a_collection_built_by_another_embedding_model(index: PaperIndex) -> None:
@@ -304,6 +306,10 @@ def test_openai_compatible_embeddings_build_and_guard_their_collection(
     finally:
         server.shutdown()
         server.server_close()
+    newcomer = Paper(id="new", title="Mycology of truffles", abstract="Truffle spores spread via boars.")
+    with pytest.raises(ModelError, match="nothing was written to 'remote'"):
+        remote.sync([*PAPERS, newcomer], progress=False)
+    assert remote.info().papers == len(PAPERS)
     local = PaperIndex(settings.model_copy(update={"embedding": "minilm"}), embedder, "remote")
     with pytest.raises(IndexStoreError, match="built with embeddings from OpenAIEmbedding:minilm-over-http"):
         local.search(SEMANTIC_QUERY, k=1)
