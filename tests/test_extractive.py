@@ -55,6 +55,15 @@ def test_which_papers_lists_the_matching_papers(assistant: Assistant) -> None:
     assert len(lines) == len(cited) and all(line.startswith("- ") for line in lines)
 
 
+def test_what_is_x_gives_the_contribution_not_boilerplate(assistant: Assistant) -> None:
+    answer = assistant.ask("What is MaxViT?")
+    assert not answer.abstained
+    assert _cited_titles(answer) == ["MaxViT: Multi-Axis Vision Transformer"]
+    assert "multi-axis attention" in answer.text  # the contribution sentence leads the summary
+    assert "http" not in answer.text and "will be available" not in answer.text  # no code-release boilerplate
+    assert 2 <= len(answer.sentences) <= 4
+
+
 @pytest.mark.parametrize(
     "question",
     ["How do proteins fold into their native three-dimensional structure?",

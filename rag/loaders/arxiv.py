@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from rag.loaders.common import Source, find_urls, parse_authors, parse_year
-from rag.loaders.jsonl import parse_line
+from rag.loaders.jsonl import records
 from rag.types import Paper, normalize_space
 
 ABS_URL = "https://arxiv.org/abs/{id}"
@@ -42,12 +42,7 @@ def _year(record: dict[str, Any]) -> int | None:
 
 def read(source: Source) -> Iterator[Paper]:
     """Papers of an arXiv metadata snapshot (optionally .gz), streamed line by line."""
-    for line_no, line in source.lines():
-        if not line.strip():
-            continue
-        record = parse_line(source, line_no, line)
-        if record is None:
-            continue
+    for line_no, record in records(source):
         arxiv_id = normalize_space(str(record.get("id") or ""))
         if not arxiv_id:
             source.invalid(line_no, "line has no 'id'; arXiv snapshot lines carry the arXiv id in 'id'")

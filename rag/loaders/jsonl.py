@@ -25,14 +25,19 @@ def parse_line(source: Source, line_no: int, line: str) -> dict[str, Any] | None
     return record
 
 
-def read(source: Source) -> Iterator[Paper]:
-    """Papers of a JSON-lines file, one object a line (blank lines skipped), streamed."""
+def records(source: Source) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, JSON object) of each non-blank line; bad lines are reported to the source."""
     for line_no, line in source.lines():
         if not line.strip():
             continue
         record = parse_line(source, line_no, line)
-        if record is None:
-            continue
+        if record is not None:
+            yield line_no, record
+
+
+def read(source: Source) -> Iterator[Paper]:
+    """Papers of a JSON-lines file, one object a line (blank lines skipped), streamed."""
+    for line_no, record in records(source):
         paper = source.mapped_paper(line_no, record, what="line")
         if paper is not None:
             yield paper
