@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from functools import cache
-from importlib.util import find_spec
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rag.errors import ModelError
-from rag.tokens import count_tokens, split_by_tokens
+from rag.tokens import count_tokens, llama_index_static_dir, split_by_tokens
 from rag.types import Chunk, Paper, normalize_space
 
 if TYPE_CHECKING:
@@ -32,14 +30,6 @@ def _closes_previous(previous: str, first_char: str) -> bool:
     return first_char in _CLOSING
 
 
-def _bundled_nltk_dir() -> Path:
-    """The NLTK data directory inside the installed llama-index-core package (holds punkt_tab)."""
-    spec = find_spec("llama_index.core")
-    if spec is None or spec.origin is None:
-        raise ModelError("llama-index-core is not installed; it ships the offline NLTK punkt_tab data (pip install .)")
-    return Path(spec.origin).parent / "_static" / "nltk_cache"
-
-
 # Not llama-index's SentenceSplitter: it runs an untrained Punkt that splits after "e.g.", "et al." and "Fig.".
 @cache
 def _sentence_tokenizer() -> PunktSentenceTokenizer:
@@ -47,7 +37,7 @@ def _sentence_tokenizer() -> PunktSentenceTokenizer:
     import nltk.data  # imported on first use: importing nltk takes most of a second
     from nltk.tokenize.punkt import PunktSentenceTokenizer, load_punkt_params
 
-    bundled = str(_bundled_nltk_dir())
+    bundled = str(llama_index_static_dir("nltk_cache"))
     # NLTK only opens data files under nltk.data.path; llama-index-core appends the same directory itself.
     if bundled not in nltk.data.path:
         nltk.data.path.append(bundled)

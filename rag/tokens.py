@@ -14,19 +14,19 @@ from rag.errors import ModelError
 ENCODING_NAME = "cl100k_base"
 
 
-def _bundled_cache_dir() -> Path:
-    """The tiktoken cache directory inside the installed llama-index-core package."""
+def llama_index_static_dir(name: str) -> Path:
+    """A data folder llama-index-core ships for offline use (`tiktoken_cache`, `nltk_cache`)."""
     spec = find_spec("llama_index.core")
     if spec is None or spec.origin is None:
-        raise ModelError("llama-index-core is not installed; it ships the offline tiktoken cache (pip install .)")
-    return Path(spec.origin).parent / "_static" / "tiktoken_cache"
+        raise ModelError(f"llama-index-core is not installed; it ships the offline {name} data (pip install .)")
+    return Path(spec.origin).parent / "_static" / name
 
 
 @cache
 def encoding() -> tiktoken.Encoding:
     """The cl100k_base encoding, read from the bundled cache unless TIKTOKEN_CACHE_DIR is already set."""
     # setdefault: a user's own TIKTOKEN_CACHE_DIR wins; otherwise tiktoken would try to download the file.
-    os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(_bundled_cache_dir()))
+    os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(llama_index_static_dir("tiktoken_cache")))
     try:
         return tiktoken.get_encoding(ENCODING_NAME)
     except Exception as exc:
