@@ -29,8 +29,8 @@ STOPWORDS = "en"
 
 
 @cache
-def _stemmer() -> Any:
-    """The English Snowball stemmer (PyStemmer), built once."""
+def english_stemmer() -> Any:
+    """The English Snowball stemmer (PyStemmer), built once and shared by BM25, the answerer and the verifier."""
     import Stemmer
 
     return Stemmer.Stemmer("english")
@@ -40,7 +40,7 @@ def _tokenize(texts: list[str]) -> Any:
     """bm25s tokens of texts: lower-cased words, English stop words removed, Snowball-stemmed."""
     import bm25s
 
-    return bm25s.tokenize(texts, stopwords=STOPWORDS, stemmer=_stemmer(), return_ids=False, show_progress=False)
+    return bm25s.tokenize(texts, stopwords=STOPWORDS, stemmer=english_stemmer(), return_ids=False, show_progress=False)
 
 
 @dataclass

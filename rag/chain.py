@@ -16,7 +16,7 @@ from rag.llm import ChatBackend, make_llm
 from rag.prompts import ABSTAIN_PHRASE, build_answer_prompt, load_prompts
 from rag.sentence_cache import SentenceCache
 from rag.settings import Settings
-from rag.types import Answer, Hit, Message, Paper, SearchFilters, normalize_space
+from rag.types import Answer, Hit, Message, SearchFilters, normalize_space
 
 if TYPE_CHECKING:
     from llama_index.core.base.embeddings.base import BaseEmbedding
@@ -77,7 +77,6 @@ class AnswerChain:
         self.backend_name = settings.resolved_llm
         self.prompts = load_prompts(settings.prompts_dir)
         self.cache = SentenceCache(embedder, settings.data_dir / "sentence_cache")
-        self.embedding_model = getattr(embedder, "model_name", "") or type(embedder).__name__
         self._llm = llm
         self._backend: ChatBackend | None = None
 
@@ -90,10 +89,6 @@ class AnswerChain:
             llm = self._llm or make_llm(self.settings)
             self._backend = ChatBackend(llm=llm, name=self.backend_name, timeout=self.settings.llm_timeout)
         return self._backend
-
-    def warm(self, papers: Sequence[Paper]) -> int:
-        """Embed the sentences of papers ahead of questions; return how many papers were not cached yet."""
-        return self.cache.warm(papers)
 
     def ask(
         self, question: str, history: Sequence[Message] = (), k: int | None = None, filters: SearchFilters | None = None
@@ -128,7 +123,7 @@ class AnswerChain:
         evidence = score_sources(standalone, hits, self.cache)
         backend = self.backend
         if backend is None:
-            yield from self._extractive(run, mark, standalone, hits, evidence, base, model=self.embedding_model)
+            yield from self._extractive(run, mark, standalone, hits, evidence, base, model=self.cache.model_name)
             return
         if not compose(standalone, evidence, self.settings.abstain_threshold).text:
             # the same evidence gate as the extractive answerer: no model call when the sources cannot answer
@@ -223,7 +218,7 @@ class AnswerChain:
             log.warning("%s; answering extractively", exc)
             notice = f"The {self.backend_name} model failed ({exc}); this is the extractive answer instead."
             yield f"\n\n[{notice}]\n\n"
-            yield from self._extractive(run, mark, standalone, hits, evidence, base, self.embedding_model, notice)
+            yield from self._extractive(run, mark, standalone, hits, evidence, base, self.cache.model_name, notice)
             return
         mark = run.stage("generate", mark)
         sources = prompt.sources

@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
 
 import numpy as np
-import Stemmer
 
+from rag.bm25 import english_stemmer
 from rag.chunking import split_sentences
 from rag.sentence_cache import PaperSentences, SentenceCache
 from rag.types import AnswerSentence, Citation, Hit
@@ -109,16 +108,10 @@ def split_answer(text: str) -> list[ParsedSentence]:
     return parsed
 
 
-@cache
-def stemmer() -> Stemmer.Stemmer:
-    """English Snowball stemmer (PyStemmer), shared."""
-    return Stemmer.Stemmer("english")
-
-
 def key_terms(text: str) -> set[str]:
     """Stemmed content words of a text (stop words and one-letter tokens dropped)."""
     words = [w.lower() for w in WORD.findall(strip_markers(text))]
-    return set(stemmer().stemWords([w for w in words if w not in STOPWORDS and len(w) > 2]))
+    return set(english_stemmer().stemWords([w for w in words if w not in STOPWORDS and len(w) > 2]))
 
 
 def numbers_in(text: str) -> set[str]:

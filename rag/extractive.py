@@ -10,7 +10,8 @@ from enum import StrEnum
 import bm25s
 import numpy as np
 
-from rag.citations import NUMBER, key_terms, stemmer
+from rag.bm25 import STOPWORDS, english_stemmer
+from rag.citations import NUMBER, key_terms
 from rag.naming import aliases, mentions, short_name, without_names
 from rag.sentence_cache import PaperSentences, SentenceCache
 from rag.types import Hit
@@ -219,12 +220,12 @@ def covers(text: str, terms: Sequence[str]) -> bool:
 
 def _bm25_scores(question: str, texts: Sequence[str]) -> np.ndarray:
     """BM25 scores of texts for the question, scaled so the best is 1 (all zeros when nothing matches)."""
-    english = stemmer()
+    english = english_stemmer()
     retriever = bm25s.BM25()
     retriever.index(
-        bm25s.tokenize(list(texts), stopwords="en", stemmer=english, show_progress=False), show_progress=False
+        bm25s.tokenize(list(texts), stopwords=STOPWORDS, stemmer=english, show_progress=False), show_progress=False
     )
-    query_tokens = bm25s.tokenize([question], stopwords="en", stemmer=english, show_progress=False)
+    query_tokens = bm25s.tokenize([question], stopwords=STOPWORDS, stemmer=english, show_progress=False)
     if not query_tokens.vocab:
         return np.zeros(len(texts), dtype=np.float32)
     query = [t for t in query_tokens.vocab if t in retriever.vocab_dict]

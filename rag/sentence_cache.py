@@ -53,8 +53,8 @@ class SentenceCache:
 
     def __init__(self, embedder: BaseEmbedding, cache_dir: Path | None = None) -> None:
         self.embedder = embedder
-        model = getattr(embedder, "model_name", "") or type(embedder).__name__
-        self.cache_dir = cache_dir / _UNSAFE.sub("_", model) if cache_dir is not None else None
+        self.model_name: str = getattr(embedder, "model_name", "") or type(embedder).__name__
+        self.cache_dir = cache_dir / _UNSAFE.sub("_", self.model_name) if cache_dir is not None else None
         self._memory: dict[tuple[str, str], PaperSentences] = {}
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -77,13 +77,6 @@ class SentenceCache:
         if missing:
             self._compute(missing)
         return [self._memory[(p.id, p.content_hash)] for p in papers]
-
-    def warm(self, papers: Iterable[Paper]) -> int:
-        """Make sure every paper is cached; return how many had to be embedded."""
-        papers = list(papers)
-        before = len(self._memory)
-        self.get(papers)
-        return len(self._memory) - before
 
     def _path(self, paper: Paper) -> Path | None:
         """Cache file of a paper (None when there is no cache directory)."""

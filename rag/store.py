@@ -189,12 +189,10 @@ class ChromaStore:
 
     def vector_store(self) -> ChromaVectorStore:
         """llama-index's ChromaVectorStore over the open collection."""
-        if self._collection is None:
-            raise IndexStoreError(f"collection {self.name!r} does not exist in Chroma at {self.location}")
         if self._vector_store is None:
             from llama_index.vector_stores.chroma import ChromaVectorStore
 
-            self._vector_store = ChromaVectorStore(chroma_collection=self._collection)
+            self._vector_store = ChromaVectorStore(chroma_collection=self._require())
         return self._vector_store
 
     def meta(self) -> dict[str, Any]:
