@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evals.gold_schema import ITEM_TYPES, GoldError, GoldItem, gold_files, load_gold
-from rag.settings import DEFAULT_COLLECTION
 
 if TYPE_CHECKING:
     from rag.assistant import Assistant
@@ -137,8 +136,7 @@ def run(args: argparse.Namespace, assistant_factory: Callable[..., Assistant]) -
 
         judge = Judge.from_settings(assistant.settings)
     progress = sys.stderr.isatty()
-    if assistant.settings.collection == DEFAULT_COLLECTION and assistant.info().papers == 0:
-        assistant.ingest(progress=progress)
+    assistant.ensure_ready()  # an empty default collection is filled with the bundled digest
     files, items = _items(args, assistant)
     result = run_eval(assistant, items, k=args.k, judge=judge, gold_files=files, progress=progress)
     violations = check(result.metrics, thresholds) if thresholds is not None else None
