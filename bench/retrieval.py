@@ -191,28 +191,51 @@ def latency(index: PaperIndex, texts: list[str]) -> dict[str, float]:
 
 
 def ingest_probe(cache: Path, base: Settings, embedder: Any, papers: list[Paper]) -> dict[str, Any]:
-    """Abstracts/s of a fresh ingest (chunk, embed, write Chroma, build BM25) of a sample into an empty data dir."""
+    """Abstracts/s of a fresh ingest (chunk, embed, write Chroma and the lexical index) beside the bare embedder.
+
+    Side by side in one run: the embedder alone on the texts the ingest embeds (title and chunk, file order, batches
+    of embed_batch_size), then the full ingest of the same abstracts into an empty data dir, then the embedder again;
+    the ratio uses the mean of the two bare runs, so a load change during the probe counts against neither.
+    """
+    from rag.chunking import chunk_paper
+
+    budget, overlap = base.chunk_tokens, base.chunk_overlap_sentences
+    texts = [c.embed_text(p.title) for p in papers for c in chunk_paper(p, budget, overlap)]
+
+    def bare() -> float:
+        started = time.perf_counter()
+        for i in range(0, len(texts), base.embed_batch_size):
+            embedder.embed(texts[i : i + base.embed_batch_size])
+        return time.perf_counter() - started
+
     # a fresh folder per probe: chromadb caches its client per path for the life of the process
     probe = cache / f"probe-{os.getpid()}-{base.chunk_tokens}-{base.chunk_overlap_sentences}"
     shutil.rmtree(probe, ignore_errors=True)
+    load = os.getloadavg()[0]
+    bare_before = bare()
     try:
         index = PaperIndex(base.model_copy(update={"data_dir": probe, "collection": "probe"}), embedder, "probe")
-        load = os.getloadavg()[0]
         summary = index.sync(papers, progress=False)
     finally:
         shutil.rmtree(probe, ignore_errors=True)
+    bare_after = bare()
+    bare_rate = len(papers) / ((bare_before + bare_after) / 2)
+    rate = len(papers) / summary.seconds
     return {
         "abstracts": len(papers),
         "chunks": summary.chunks_written,
         "seconds": round(summary.seconds, 1),
-        "abstracts_per_s": round(len(papers) / summary.seconds, 1),
+        "abstracts_per_s": round(rate, 1),
         "chunks_per_s": round(summary.chunks_written / summary.seconds, 1),
+        "bare_embedder_abstracts_per_s": round(bare_rate, 1),
+        "bare_embedder_seconds": [round(bare_before, 1), round(bare_after, 1)],
+        "ratio_to_bare": round(rate / bare_rate, 3),
         "load_avg_1m_at_start": load,
     }
 
 
 def cold_start(digest_dir: Path, base: Settings, query: str) -> dict[str, Any]:
-    """Wall seconds from process start to result of `rag search QUERY --json` (median of three)."""
+    """Wall seconds from process start to result of `rag search QUERY --json` (median of five)."""
     rag = Path(sys.executable).parent / "rag"
     command = (
         [str(rag), "search", query, "--json"]
@@ -226,14 +249,14 @@ def cold_start(digest_dir: Path, base: Settings, query: str) -> dict[str, Any]:
         **{f"RAG_{key.upper()}": str(getattr(base, key)) for key in TUNED_KEYS},
     }
     times = []
-    for _ in range(3):
+    for _ in range(5):
         started = time.perf_counter()
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
         times.append(time.perf_counter() - started)
         if done.returncode != 0:
             raise SystemExit(f"cold-start command failed: {done.stderr[-2000:]}")
     return {
-        "command": " ".join([*command[:2], "QUERY", *command[3:]]) if rag.exists() else command[-1],
+        "command": "rag search QUERY --json" if rag.exists() else command[-1],
         "seconds_median": round(statistics.median(times), 2),
         "seconds_all": [round(t, 2) for t in times],
         "load_avg_1m_after": round(os.getloadavg()[0], 1),
@@ -286,15 +309,18 @@ def _detail(c: dict[str, Any], anchors: list[dict[str, Any]], queries: dict[str,
         "| --- | --- | --- |",
         f"| search latency, SciFact (k=10, hybrid, {lat['scifact']['queries']} test claims) | "
         f"p50 {lat['scifact']['p50_ms']} ms, p95 {lat['scifact']['p95_ms']} ms "
-        f"(load average {lat['scifact']['load_avg_1m_after']}) | p50 <= 50 ms |",
+        f"(load average {lat['scifact']['load_avg_1m_after']}) | p50 <= 15 ms |",
         f"| search latency, bundled digest (same claims) | p50 {lat['digest']['p50_ms']} ms, "
         f"p95 {lat['digest']['p95_ms']} ms (load average {lat['digest']['load_avg_1m_after']}) | |",
         f"| ingest, {ing['abstracts']} fresh SciFact abstracts ({ing['chunks']} chunks; chunk, embed, write, BM25) | "
         f"{ing['abstracts_per_s']} abstracts/s, {ing['chunks_per_s']} chunks/s "
-        f"(load average {ing['load_avg_1m_at_start']:.1f} at start) | >= 15 abstracts/s |",
+        f"(load average {ing['load_avg_1m_at_start']:.1f} at start) | |",
+        f"| the bare embedder on the same texts, side by side (before and after the ingest) | "
+        f"{ing['bare_embedder_abstracts_per_s']} abstracts/s ({ing['bare_embedder_seconds']} s); ingest/bare = "
+        f"{ing['ratio_to_bare']} | ingest >= 0.9 x bare |",
         f"| cold start of `{cold['command']}` on the digest (process start to result) | "
         f"{cold['seconds_median']} s, median of {cold['seconds_all']} "
-        f"(load average {cold['load_avg_1m_after']}) | <= 3 s |",
+        f"(load average {cold['load_avg_1m_after']}) | <= 2.0 s |",
         "",
         *[f"- {name}: {'met' if ok else '**not met**'}" for name, ok in c["floors"].items()],
     ]
@@ -337,7 +363,8 @@ def write_reports(result: dict[str, Any], md_path: Path, json_path: Path, anchor
         f"and the chunk budget, were chosen on the **train** split ({result['queries']['train']} judged claims); "
         f"the tables report the **test** split ({result['queries']['test']} claims), document level, with nDCG@10 "
         "and Recall@100 computed as trec_eval/BEIR do (`bench/metrics.py`). Every figure comes from the real "
-        "`PaperIndex` (embedded Chroma + bm25s, offline MiniLM int8). Speed figures were taken on a 2-core machine "
+        "`PaperIndex` (embedded Chroma + the SQLite BM25 index of `rag/lexical.py`, offline MiniLM int8). "
+        "Speed figures were taken on a 2-core machine "
         "shared with other jobs: the 1-minute load average is printed beside each.",
         "",
         f"Chosen on train: chunk budget **{chosen}**.",
@@ -396,11 +423,11 @@ def run_config(args: argparse.Namespace, base: Settings, data: tuple, chunk_toke
         "cold_start": cold,
         "tuning": tuning,
         "floors": {
-            "hybrid nDCG@10 >= 0.69": test["hybrid"]["ndcg@10"] >= 0.69,
+            "hybrid nDCG@10 >= 0.724": test["hybrid"]["ndcg@10"] >= 0.724,
             "dense nDCG@10 near the published 0.645 (within 0.03)": abs(test["dense"]["ndcg@10"] - 0.645) <= 0.03,
-            "SciFact search p50 <= 50 ms": lat["scifact"]["p50_ms"] <= 50,
-            "ingest >= 15 abstracts/s": ingest["abstracts_per_s"] >= 15,
-            "rag search cold start <= 3 s": cold["seconds_median"] <= 3,
+            "SciFact search p50 <= 15 ms": lat["scifact"]["p50_ms"] <= 15,
+            "ingest >= 0.9 x the bare embedder": ingest["ratio_to_bare"] >= 0.9,
+            "rag search cold start <= 2.0 s (median of 5)": cold["seconds_median"] <= 2.0,
         },
     }
 

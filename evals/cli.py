@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evals.gold_schema import ITEM_TYPES, GoldError, GoldItem, gold_files, load_gold
+from evals.gold_schema import ITEM_TYPES, TEST_SPLIT, GoldError, GoldItem, load_gold
+from rag.settings import BACKENDS
 
 if TYPE_CHECKING:
     from rag.assistant import Assistant
@@ -27,7 +28,7 @@ exit codes: 0 success; 1 error (bad gold file, empty collection, LLM failure); 2
 3 --check found a metric below a floor or above a ceiling of the thresholds file.
 
 examples:
-  rag eval                              # every evals/gold/*.jsonl, extractive unless an LLM is configured
+  rag eval                              # the test split, extractive unless an LLM is configured
   rag eval --llm extractive --check     # fail (exit 3) when a metric misses evals/thresholds.toml
   rag eval --compare evals/runs/A evals/runs/B
 """
@@ -55,9 +56,9 @@ def add_eval_parser(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--gold", action="append", metavar="FILE",
-                   help="gold JSONL file (repeatable; default: every evals/gold/*.jsonl)")
+                   help="gold JSONL file (repeatable; default: the test split evals/gold/test.jsonl)")
     p.add_argument("--collection", help="named collection to evaluate (default: settings; must hold the gold papers)")
-    p.add_argument("--llm", choices=["auto", "extractive", "openai", "local"], help="answer backend")
+    p.add_argument("--llm", choices=BACKENDS, help="answer backend")
     p.add_argument("-k", type=_positive, default=10,
                    help="search depth for the retrieval metrics (default 10; the @10 metrics need 10)")
     p.add_argument("--type", dest="types", action="append", choices=ITEM_TYPES, metavar="TYPE",
@@ -74,6 +75,19 @@ def add_eval_parser(subparsers: Any) -> None:
     p.add_argument("--changed-only", action="store_true", help="with --compare: only metrics that differ")
     p.add_argument("--judge", action="store_true",
                    help="also grade answers with the configured LLM (faithfulness, correctness); off by default")
+
+
+def register(subparsers: Any) -> None:
+    """Entry point of the "paper_rag.commands" group (pyproject.toml): add `rag eval` to the `rag` command."""
+    add_eval_parser(subparsers)
+    subparsers.choices["eval"].set_defaults(func=cmd_eval)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """`rag eval`: run the gold-set evaluation harness on the Assistant the settings and flags describe."""
+    from rag.assistant import Assistant
+
+    return run(args, lambda **overrides: Assistant.load(**overrides))
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -102,7 +116,7 @@ def _shown(path: Path) -> Path:
 
 def _items(args: argparse.Namespace, assistant: Assistant) -> tuple[list[Path], list[GoldItem]]:
     """The gold files and their items, validated against the collection's papers, filtered by --type/--limit."""
-    files = [_shown(Path(f)) for f in args.gold] if args.gold else [_shown(f) for f in gold_files()]
+    files = [_shown(Path(f)) for f in args.gold] if args.gold else [_shown(TEST_SPLIT)]
     if not files:
         raise GoldError("no gold files: pass --gold FILE or add JSONL files to evals/gold/")
     papers = assistant.papers()

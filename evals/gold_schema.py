@@ -9,12 +9,21 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, model_validator
 
+from evals.metrics import contains
 from rag.errors import RagError
+from rag.loaders.common import title_id
 from rag.types import Message, Paper, Record, normalize_title
 
-ItemType = Literal["factoid", "which_paper", "multi_paper", "summary", "unanswerable", "follow_up"]
-ITEM_TYPES: tuple[str, ...] = ("factoid", "which_paper", "multi_paper", "summary", "unanswerable", "follow_up")
+ItemType = Literal["factoid", "which_paper", "multi_paper", "summary", "unanswerable", "follow_up", "topic_switch"]
+ITEM_TYPES: tuple[str, ...] = (
+    "factoid", "which_paper", "multi_paper", "summary", "unanswerable", "follow_up", "topic_switch"
+)
+# Items that come after a conversation: a follow-up depends on it, a topic switch must ignore it.
+WITH_HISTORY: tuple[str, ...] = ("follow_up", "topic_switch")
 GOLD_DIR = Path(__file__).parent / "gold"
+# Tune on dev; report test (README, evals/reports/, the CI gate). Never fit or pick a rule on test.
+DEV_SPLIT = GOLD_DIR / "dev.jsonl"
+TEST_SPLIT = GOLD_DIR / "test.jsonl"
 _FIELDS = {"id", "type", "question", "history", "gold_titles", "answer", "must_include"}
 
 
@@ -28,7 +37,9 @@ class GoldItem(Record):
     id: str = Field(min_length=1)
     type: ItemType
     question: str = Field(min_length=1)
-    history: tuple[Message, ...] = Field(default=(), description="Earlier chat turns; only for follow_up items.")
+    history: tuple[Message, ...] = Field(
+        default=(), description="Earlier chat turns; only for follow_up and topic_switch items."
+    )
     gold_titles: tuple[str, ...] = Field(default=(), description="Titles of every paper that answers the question.")
     answer: str = Field(default="", description="Short reference answer (for reports and the LLM judge).")
     must_include: tuple[str, ...] = Field(default=(), description="Strings a correct answer contains (any case).")
@@ -38,10 +49,10 @@ class GoldItem(Record):
     @model_validator(mode="after")
     def _type_rules(self) -> GoldItem:
         """Follow-ups need history and only they have it; unanswerable items name no papers or strings."""
-        if self.type == "follow_up" and not self.history:
-            raise ValueError("a follow_up item needs a non-empty history")
-        if self.type != "follow_up" and self.history:
-            raise ValueError(f"only follow_up items may have a history (this one is {self.type!r})")
+        if self.type in WITH_HISTORY and not self.history:
+            raise ValueError(f"a {self.type} item needs a non-empty history")
+        if self.type not in WITH_HISTORY and self.history:
+            raise ValueError(f"only follow_up and topic_switch items may have a history (this one is {self.type!r})")
         if self.type == "unanswerable" and (self.gold_titles or self.must_include):
             raise ValueError("an unanswerable item must have empty gold_titles and must_include")
         if self.type != "unanswerable" and not self.gold_titles:
@@ -61,6 +72,20 @@ class GoldItem(Record):
         return f"{Path(self.source).name}:{self.line}" if self.source else self.id
 
 
+def _history_message(raw: object) -> object:
+    """A gold history turn: `cited_titles` (the papers an assistant turn cites, [1] first) become `Message.papers`.
+
+    Gold files name papers by title so that they stay readable; ids are those the loaders give a paper without one.
+    """
+    if not isinstance(raw, dict) or "cited_titles" not in raw:
+        return raw
+    titles = raw.get("cited_titles") or []
+    if not isinstance(titles, list) or not all(isinstance(t, str) for t in titles):
+        raise ValueError("history cited_titles must be a list of paper titles")
+    turn = {k: v for k, v in raw.items() if k != "cited_titles"}
+    return {**turn, "papers": [title_id(t) for t in titles]}
+
+
 def _parse_line(path: Path, line_no: int, text: str) -> GoldItem:
     """One JSONL line as a GoldItem; raises ValueError with a readable reason."""
     try:
@@ -72,6 +97,8 @@ def _parse_line(path: Path, line_no: int, text: str) -> GoldItem:
     unknown = sorted(set(raw) - _FIELDS)
     if unknown:
         raise ValueError(f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_FIELDS))}")
+    if isinstance(raw.get("history"), list):
+        raw["history"] = [_history_message(m) for m in raw["history"]]
     try:
         return GoldItem.model_validate({**raw, "source": str(path), "line": line_no})
     except ValidationError as exc:
@@ -129,7 +156,7 @@ def corpus_errors(items: Sequence[GoldItem], papers: Sequence[Paper]) -> list[st
         if len(gold) != len(item.gold_titles):
             continue
         for needle in item.must_include:
-            if not any(needle.lower() in p.abstract.lower() for p in gold):
+            if not any(contains(p.abstract, needle) for p in gold):
                 errors.append(
                     f"{item.source}:{item.line}: must_include {needle!r} occurs in no gold abstract of {item.id}"
                 )

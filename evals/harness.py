@@ -72,7 +72,8 @@ def score_item(
     return Scores(
         **metrics.retrieval_scores(gold, list(dict.fromkeys(ranked))),
         must_include_recall=include,
-        fully_correct=float(not answer.abstained and (include is None or include == 1.0)),
+        fully_correct=float(not answer.abstained and (include is None or include == 1.0) and precision in (None, 1.0)),
+        answered_standalone=float(not answer.follow_up) if item.type == "topic_switch" else None,
         cited_paper_precision=precision,
         cited_paper_recall=recall,
         supported_sentence_share=None if answer.abstained else metrics.supported_sentence_share(answer.sentences),

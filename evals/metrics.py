@@ -91,12 +91,6 @@ def supported_sentence_share(sentences: Sequence[AnswerSentence]) -> float | Non
     return sum(1 for s in sentences if s.supported and s.citations) / len(sentences)
 
 
-def rate(flags: Iterable[bool]) -> float | None:
-    """Share of True values; None for an empty iterable."""
-    values = list(flags)
-    return sum(values) / len(values) if values else None
-
-
 def mean(values: Iterable[float | None]) -> float | None:
     """Mean of the values that are not None; None when there are none."""
     kept = [v for v in values if v is not None]

@@ -24,12 +24,16 @@ class Scores(Record):
     must_include_recall: float | None = Field(default=None, description="Share of must_include strings in the answer.")
     fully_correct: float | None = Field(
         default=None,
-        description="Answerable: not abstained and every must_include string found. Unanswerable: abstained.",
+        description="Answerable: not abstained, every must_include string found and no non-gold paper cited. "
+        "Unanswerable: abstained.",
     )
     cited_paper_precision: float | None = Field(default=None, description="Cited papers that are gold (answerable).")
     cited_paper_recall: float | None = Field(default=None, description="Gold papers that are cited (answerable).")
     supported_sentence_share: float | None = Field(
         default=None, description="Answer sentences with a citation the verifier found supported."
+    )
+    answered_standalone: float | None = Field(
+        default=None, description="Topic switches: searched as typed, not as a follow-up of the earlier turns."
     )
     abstention_rate_unanswerable: float | None = Field(default=None, description="Abstained, on unanswerable items.")
     false_abstention_rate: float | None = Field(default=None, description="Abstained, on answerable items.")

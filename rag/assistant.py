@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rag.settings import DEFAULT_COLLECTION, Settings
-from rag.types import Answer, Hit, IndexInfo, IngestSummary, Message, Paper, SearchFilters
+from rag.types import Answer, Hit, IndexInfo, IngestSummary, Message, Paper, SearchFilters, to_messages
 
 if TYPE_CHECKING:
     from llama_index.core.base.embeddings.base import BaseEmbedding
     from llama_index.core.llms import LLM
 
-    from rag.chain import AnswerChain
+    from rag.chain import AnswerChain, Prepared
     from rag.index import PaperIndex
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,10 @@ class Assistant:
         """The collection's hybrid index (Chroma + BM25)."""
         if self._index is None:
             from rag.index import PaperIndex
+            from rag.settings import writable_data_dir
 
+            if not self.settings.chroma_url:  # embedded Chroma writes its files there even to read
+                writable_data_dir(self.settings.data_dir)
             self._index = PaperIndex(self.settings, self.embedder, self.settings.collection)
         return self._index
 
@@ -71,7 +74,7 @@ class Assistant:
         name = settings.resolved_llm
         if name not in self._chains:
             self._chains[name] = AnswerChain(
-                settings.model_copy(update={"llm": name}), self.embedder, self._retrieve, llm=self._llm
+                settings.model_copy(update={"llm": name}), self.embedder, self._retrieve, self._lookup, llm=self._llm
             )
         return self._chains[name]
 
@@ -85,25 +88,32 @@ class Assistant:
         fields: dict[str, str] | None = None,
         skip_invalid: bool = False,
         progress: bool = True,
+        embedding_model_id: str = "",
     ) -> IngestSummary:
-        """Load collection files (default: the bundled digest) and sync them into the index.
+        """Load collection files (default: the bundled digest) and sync them into the index, batch by batch.
 
         `fields` maps paper fields to source keys or columns (e.g. {"abstract": "summary"}); `skip_invalid` logs and
-        skips malformed records instead of refusing the whole input.
+        skips malformed records instead of refusing the whole input; `embedding_model_id` names the model of JSONL
+        records that bring an `embedding` without saying which model made it.
         """
         from rag.loaders import DEFAULT_CORPUS, load_papers
 
         loaded = load_papers(
             list(paths) if paths else [DEFAULT_CORPUS], fmt=fmt, fields=fields, skip_invalid=skip_invalid,
-            progress=progress,
+            progress=progress, max_abstract_chars=self.settings.max_abstract_chars,
         )  # fmt: skip
-        return self.index.sync(
-            loaded.papers, prune=prune, duplicates_merged=loaded.duplicates_merged, progress=progress
-        )
+        summary = self.index.sync(
+            loaded.papers, prune=prune, duplicates_merged=loaded.duplicates_merged, progress=progress,
+            embedding_model_id=embedding_model_id,
+        )  # fmt: skip
+        return summary.model_copy(update={"invalid_skipped": loaded.skipped})
 
     def search(self, question: str, k: int | None = None, filters: SearchFilters | None = None) -> list[Hit]:
         """The k most relevant papers for a question, best chunk per paper, best first."""
-        return self._retrieve(question, k or self.settings.search_k, filters)
+        from rag.limits import clean_question
+
+        query = clean_question(question, self.settings.max_question_chars, what="search query")
+        return self._retrieve(query, k or self.settings.search_k, filters)
 
     def ask(
         self,
@@ -115,7 +125,7 @@ class Assistant:
         backend: str | None = None,
     ) -> Answer:
         """Answer a question (a follow-up when history is given) with citations, or abstain."""
-        return self._chain(backend).ask(question, _messages(history), k=k, filters=filters)
+        return self._chain(backend).ask(question, to_messages(history), k=k, filters=filters)
 
     def stream(
         self,
@@ -127,7 +137,12 @@ class Assistant:
         backend: str | None = None,
     ) -> Iterator[str | Answer]:
         """Like `ask`, but yield text deltas as they are produced and then the final `Answer`."""
-        return self._chain(backend).stream(question, _messages(history), k=k, filters=filters)
+        return self._chain(backend).stream(question, to_messages(history), k=k, filters=filters)
+
+    def prepare(self, question: str, history: HistoryLike = None) -> Prepared:
+        """The resolved turn, numbered sources and evidence scores the answer would rest on (for evaluation and
+        debugging; extractive scoring, no model call)."""
+        return self._chain("extractive").prepare(question, to_messages(history))
 
     def info(self) -> IndexInfo:
         """Collection, paper and chunk counts, models and data directory."""
@@ -150,23 +165,12 @@ class Assistant:
             log.info("default collection is empty: ingesting the bundled digest first")
             self.ingest(progress=False)
 
+    def _lookup(self, ids: Sequence[str]) -> list[Paper]:
+        """The papers with these ids (those a previous answer cited), in the order given; unknown ids are left out."""
+        return self.index.get_papers(ids)
+
     def _retrieve(self, question: str, k: int, filters: SearchFilters | None) -> list[Hit]:
         """Search the index (after `ensure_ready`)."""
         self.ensure_ready()
         return self.index.search(question, k=k, filters=filters)
 
-
-def _messages(history: HistoryLike) -> list[Message]:
-    """Accept Gradio/OpenAI-style dicts or Message records and return Message records."""
-    if not history:
-        return []
-    return [m if isinstance(m, Message) else Message(role=m["role"], content=_text(m["content"])) for m in history]
-
-
-def _text(content: Any) -> str:
-    """Gradio 6 may send content as a list of parts; keep the text parts."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content).strip()
-    return str(content)

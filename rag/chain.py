@@ -1,4 +1,9 @@
-"""`AnswerChain`: validate, condense, retrieve, number sources, generate, verify citations, answer or abstain."""
+"""`AnswerChain`: validate, resolve the turn, retrieve, score evidence, answer (composer or LLM), verify, cite.
+
+Every backend goes through the same steps: the evidence model's gate decides whether the sources can answer, and
+`AnswerBuilder` lets through only sentences their cited sources support, numbered in reading order. What `stream`
+yields is verified text only; the final `Answer` carries the same text.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +11,19 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from rag.citations import verify_answer
-from rag.condense import condense_rule, condense_with_llm
-from rag.errors import LLMError, QuestionError
-from rag.extractive import PaperEvidence, compose, score_sources
-from rag.llm import ChatBackend, make_llm
+from rag.citations import AnswerBuilder
+from rag.compose import compose
+from rag.conversation import Turn, resolve, rewrite_with_llm
+from rag.errors import LLMError
+from rag.evidence import Evidence, QueryType, load_model, query_type, score
+from rag.limits import clean_question
+from rag.llm import ChatBackend, Deadline, make_llm
 from rag.prompts import ABSTAIN_PHRASE, build_answer_prompt, load_prompts
 from rag.sentence_cache import SentenceCache
 from rag.settings import Settings
-from rag.types import Answer, Hit, Message, SearchFilters, normalize_space
+from rag.types import Answer, Hit, Message, Paper, SearchFilters
 
 if TYPE_CHECKING:
     from llama_index.core.base.embeddings.base import BaseEmbedding
@@ -25,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Retrieve = Callable[[str, int, SearchFilters | None], list[Hit]]
+Lookup = Callable[[Sequence[str]], list[Paper]]
 
 NOTHING_FOUND = "No paper in the collection matches the question."
 WEAK_EVIDENCE = "The closest papers do not address the question closely enough to answer it."
@@ -37,16 +45,8 @@ def abstain_text(reason: str) -> str:
 
 
 def validate_question(question: str, max_chars: int) -> str:
-    """The question with white space normalized; QuestionError when empty or longer than max_chars."""
-    text = normalize_space(question or "")
-    if not text:
-        raise QuestionError("the question is empty: type a question about the papers in the collection")
-    if len(text) > max_chars:
-        raise QuestionError(
-            f"the question is {len(text)} characters long, over the limit of {max_chars}; "
-            "shorten it or raise RAG_MAX_QUESTION_CHARS"
-        )
-    return text
+    """The question cleaned by the shared input rule (rag.limits): QuestionError when empty or too long."""
+    return clean_question(question, max_chars)
 
 
 @dataclass
@@ -55,12 +55,13 @@ class _Run:
 
     start: float = field(default_factory=time.perf_counter)
     timings: dict[str, float] = field(default_factory=dict)
+    mark: float = 0.0
 
-    def stage(self, name: str, since: float) -> float:
-        """Record a stage that began at `since`; return now."""
+    def stage(self, name: str) -> None:
+        """Record the stage that ran since the previous mark."""
         now = time.perf_counter()
-        self.timings[name] = round((now - since) * 1000, 2)
-        return now
+        self.timings[name] = round((now - (self.mark or self.start)) * 1000, 2)
+        self.mark = now
 
     def done(self) -> dict[str, float]:
         """Timings including the total."""
@@ -68,15 +69,33 @@ class _Run:
         return dict(self.timings)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What the chain knows before answering: the resolved turn, the sources and their evidence."""
+
+    turn: Turn
+    hits: list[Hit]
+    evidence: Evidence | None
+
+
 class AnswerChain:
     """Answers questions over retrieved papers with one backend (extractive, openai or local)."""
 
-    def __init__(self, settings: Settings, embedder: BaseEmbedding, retrieve: Retrieve, llm: LLM | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: BaseEmbedding,
+        retrieve: Retrieve,
+        lookup: Lookup | None = None,
+        llm: LLM | None = None,
+    ) -> None:
         self.settings = settings
         self.retrieve = retrieve
+        self.lookup = lookup
         self.backend_name = settings.resolved_llm
         self.prompts = load_prompts(settings.prompts_dir)
         self.cache = SentenceCache(embedder, settings.data_dir / "sentence_cache")
+        self.model = load_model()
         self._llm = llm
         self._backend: ChatBackend | None = None
 
@@ -87,7 +106,7 @@ class AnswerChain:
             return None
         if self._backend is None:
             llm = self._llm or make_llm(self.settings)
-            self._backend = ChatBackend(llm=llm, name=self.backend_name, timeout=self.settings.llm_timeout)
+            self._backend = ChatBackend.from_settings(llm, self.backend_name, self.settings)
         return self._backend
 
     def ask(
@@ -101,136 +120,152 @@ class AnswerChain:
     def stream(
         self, question: str, history: Sequence[Message] = (), k: int | None = None, filters: SearchFilters | None = None
     ) -> Iterator[str | Answer]:
-        """Yield answer text deltas as they are produced, then the final verified Answer.
-
-        With an LLM the deltas are the model's raw reply; the final Answer's text is the verified one (citations
-        to missing sources removed, unsupported sentences marked): a UI should show it in place of the deltas.
-        """
+        """Yield the answer's verified text as each sentence passes the verifier, then the final Answer."""
         run = _Run()
         text = validate_question(question, self.settings.max_question_chars)
         turns = list(history)[-2 * self.settings.history_turns :] if self.settings.history_turns else []
-        mark = run.start
-        standalone = self.condense(text, turns)
-        mark = run.stage("condense", mark)
-        hits = self.retrieve(standalone, k or self.settings.answer_k, filters)
-        mark = run.stage("retrieve", mark)
-        base = {"question": text, "standalone_question": standalone, "backend": self.backend_name}
-        if not hits:
-            answer = Answer(text=abstain_text(NOTHING_FOUND), abstained=True, timings_ms=run.done(), **base)
-            yield answer.text
-            yield answer
-            return
-        evidence = score_sources(standalone, hits, self.cache)
         backend = self.backend
-        if backend is None:
-            yield from self._extractive(run, mark, standalone, hits, evidence, base, model=self.cache.model_name)
+        deadline = backend.deadline() if backend is not None else None
+        turn = self.turn(text, turns, deadline)
+        run.stage("condense")
+        hits = self._hits(turn, k, filters)
+        run.stage("retrieve")
+        base: dict[str, Any] = {
+            "question": text, "standalone_question": turn.standalone, "follow_up": turn.follow_up,
+            "backend": self.backend_name,
+        }  # fmt: skip
+        if not hits:
+            yield from _finish(Answer(text=abstain_text(NOTHING_FOUND), abstained=True, timings_ms=run.done(), **base))
             return
-        if not compose(standalone, evidence, self.settings.abstain_threshold).text:
-            # the same evidence gate as the extractive answerer: no model call when the sources cannot answer
+        evidence = score(turn.standalone, hits, self.cache, self.model)
+        run.stage("evidence")
+        if backend is None:
+            yield from self._extractive(run, evidence, hits, base, model=self.cache.model_name)
+            return
+        if evidence.strength < self.model.answer_threshold:
+            # the evidence gate: no model call when the sources cannot answer
             answer = Answer(
                 text=abstain_text(WEAK_EVIDENCE), abstained=True, sources=tuple(hits), model=backend.model,
                 timings_ms=run.done(), **base,
             )  # fmt: skip
-            yield answer.text
-            yield answer
+            yield from _finish(answer)
             return
-        yield from self._generate(run, mark, backend, standalone, hits, turns, evidence, base)
+        assert deadline is not None
+        yield from self._generate(run, backend, deadline, evidence, hits, turns, base)
 
-    def condense(self, question: str, history: Sequence[Message]) -> str:
-        """The standalone form of a follow-up (the question itself when there is no history)."""
-        if not history:
-            return question
+    def prepare(self, question: str, history: Sequence[Message] = ()) -> Prepared:
+        """The turn, the numbered sources and their evidence scores for a question (no answer composed)."""
+        text = validate_question(question, self.settings.max_question_chars)
+        turn = resolve(text, history, self.lookup)
+        hits = self._hits(turn, None, None)
+        return Prepared(turn, hits, score(turn.standalone, hits, self.cache, self.model) if hits else None)
+
+    def turn(self, question: str, history: Sequence[Message], deadline: Deadline | None = None) -> Turn:
+        """How the question relates to the conversation: standalone, or a follow-up over the papers it means."""
+        turn = resolve(question, history, self.lookup)
         backend = self.backend if self.settings.condense_with_llm else None
-        if backend is None:
-            return condense_rule(question, history)
+        if backend is None or not turn.follow_up:
+            return turn
         try:
-            return condense_with_llm(backend, self.prompts, question, history, self.settings.max_question_chars)
+            return rewrite_with_llm(backend, self.prompts, turn, history, self.settings.max_question_chars, deadline)
         except LLMError as exc:
-            log.warning("condensing with the LLM failed (%s); using the rule-based rewrite", exc)
-            return condense_rule(question, history)
+            log.warning("rewriting the follow-up with the LLM failed (%s); using the rule-based rewrite", exc)
+            return turn
+
+    def _hits(self, turn: Turn, k: int | None, filters: SearchFilters | None) -> list[Hit]:
+        """The numbered sources: the follow-up's papers, or a search (wider for list questions)."""
+        listing = query_type(turn.standalone) is QueryType.LIST
+        wanted = k or (self.settings.list_k if listing else self.settings.answer_k)
+        if not turn.papers:
+            return self.retrieve(turn.standalone, wanted, filters)
+        scoped = (filters or SearchFilters()).model_copy(update={"paper_ids": turn.papers})
+        hits = [h for h in self.retrieve(turn.standalone, max(wanted, len(turn.papers)), scoped) if h.paper.id in
+                turn.papers]  # fmt: skip
+        return hits or self.retrieve(turn.standalone, wanted, filters)
 
     def _extractive(
-        self,
-        run: _Run,
-        mark: float,
-        standalone: str,
-        hits: list[Hit],
-        evidence: list[PaperEvidence],
-        base: dict[str, str],
-        model: str,
-        notice: str = "",
+        self, run: _Run, evidence: Evidence, hits: list[Hit], base: dict[str, Any], model: str, notice: str = ""
     ) -> Iterator[str | Answer]:
-        """Compose, verify and stream the extractive answer."""
-        result = compose(standalone, evidence, self.settings.abstain_threshold)
-        mark = run.stage("generate", mark)
-        sources = tuple(hits)
-        extra = {"notice": notice, "model": model, **base, "backend": "extractive" if notice else base["backend"]}
-        if not result.text:
-            answer = Answer(text=abstain_text(WEAK_EVIDENCE), abstained=True, sources=sources, **extra)
-            answer = answer.model_copy(update={"timings_ms": run.done()})
-            yield answer.text
-            yield answer
+        """Compose the extractive answer from the evidence and stream it through the verifier."""
+        composition = compose(evidence, self.model)
+        run.stage("generate")
+        extra = {**base, "notice": notice, "model": model, "backend": "extractive" if notice else base["backend"]}
+        if not composition.text:
+            yield from _finish(Answer(text=abstain_text(WEAK_EVIDENCE), abstained=True, sources=tuple(hits),
+                                      timings_ms=run.done(), **extra))  # fmt: skip
             return
-        verification = verify_answer(result.text, sources, self.cache, self.settings.support_threshold)
-        run.stage("verify", mark)
-        if not verification.any_supported:
-            answer = Answer(text=abstain_text(UNVERIFIED), abstained=True, sources=sources, **extra)
-        else:
-            answer = Answer(
-                text=verification.text, citations=verification.citations, sentences=verification.sentences,
-                sources=sources, **extra,
-            )  # fmt: skip
-        answer = answer.model_copy(update={"timings_ms": run.done()})
-        lines = answer.text.split("\n")
-        for i, line in enumerate(lines):
-            yield line + ("\n" if i < len(lines) - 1 else "")
-        yield answer
+        builder = AnswerBuilder(hits, self.cache, self.settings.support_threshold)
+        yield from builder.add(composition.text)
+        run.stage("verify")
+        yield from self._answer(builder, hits, extra, run)
 
     def _generate(
         self,
         run: _Run,
-        mark: float,
         backend: ChatBackend,
-        standalone: str,
+        deadline: Deadline,
+        evidence: Evidence,
         hits: list[Hit],
         turns: list[Message],
-        evidence: list[PaperEvidence],
-        base: dict[str, str],
+        base: dict[str, Any],
     ) -> Iterator[str | Answer]:
-        """Prompt the chat model with numbered sources, stream its reply, verify it; fall back on failure."""
+        """Prompt the chat model with numbered sources and stream its reply through the verifier, sentence by
+        sentence; on failure before any verified sentence, answer extractively (with a notice) or raise."""
         prompt = build_answer_prompt(
-            self.prompts, standalone, hits, turns,
+            self.prompts, evidence.question, hits, turns,
             context_window=self.settings.llm_context_window, max_new_tokens=self.settings.llm_max_tokens,
         )  # fmt: skip
-        raw = ""
+        builder = AnswerBuilder(prompt.sources, self.cache, self.settings.support_threshold)
+        raw, shown, notice = "", False, ""
         try:
-            for delta in backend.stream(prompt.messages):
+            for delta in backend.stream(prompt.messages, deadline):
                 raw += delta
-                yield delta
+                for verified in builder.feed(delta):
+                    shown = True
+                    yield verified
             if not raw.strip():
                 raise LLMError(
                     f"the {self.backend_name} model {backend.model!r} returned an empty reply; the prompt may exceed "
                     "the server's context size: set RAG_LLM_CONTEXT_WINDOW to the server's n_ctx"
                 )
         except LLMError as exc:
-            if self.settings.llm_fallback != "extractive":
+            if shown:
+                notice = f"The {self.backend_name} model stopped early ({exc}); the answer may be incomplete."
+            elif self.settings.llm_fallback == "extractive":
+                log.warning("%s; answering extractively", exc)
+                notice = f"The {self.backend_name} model failed ({exc}); this is the extractive answer instead."
+                yield from self._extractive(run, evidence, hits, base, self.cache.model_name, notice)
+                return
+            else:
                 raise
-            log.warning("%s; answering extractively", exc)
-            notice = f"The {self.backend_name} model failed ({exc}); this is the extractive answer instead."
-            yield f"\n\n[{notice}]\n\n"
-            yield from self._extractive(run, mark, standalone, hits, evidence, base, self.cache.model_name, notice)
+        yield from builder.finish()
+        run.stage("generate")
+        extra = {**base, "usage": backend.last_usage, "model": backend.model}
+        if not builder.any_supported and ABSTAIN_PHRASE.lower() in raw.lower():
+            yield from _finish(Answer(text=abstain_text(WEAK_EVIDENCE), abstained=True, sources=prompt.sources,
+                                      timings_ms=run.done(), **extra))  # fmt: skip
             return
-        mark = run.stage("generate", mark)
-        sources = prompt.sources
-        usage = backend.last_usage
-        verification = verify_answer(raw, sources, self.cache, self.settings.support_threshold)
-        run.stage("verify", mark)
-        common = {"sources": sources, "usage": usage, "model": backend.model, **base}
-        if not verification.any_supported:
-            said_so = ABSTAIN_PHRASE.lower() in raw.lower()
-            answer = Answer(text=abstain_text(WEAK_EVIDENCE if said_so else UNVERIFIED), abstained=True, **common)
-        else:
-            answer = Answer(
-                text=verification.text, citations=verification.citations, sentences=verification.sentences, **common
-            )
-        yield answer.model_copy(update={"timings_ms": run.done()})
+        dropped = builder.dropped
+        if dropped and builder.any_supported and not notice:
+            notice = (f"{dropped} sentence{'s' if dropped > 1 else ''} of the model's reply left out: the cited papers "
+                      "do not support them.")  # fmt: skip
+        yield from self._answer(builder, list(prompt.sources), {**extra, "notice": notice}, run)
+
+    def _answer(
+        self, builder: AnswerBuilder, hits: list[Hit], extra: dict[str, Any], run: _Run
+    ) -> Iterator[str | Answer]:
+        """The final Answer of a verified builder; an abstention (its text yielded first) when nothing was supported."""
+        if not builder.any_supported:
+            yield from _finish(Answer(text=abstain_text(UNVERIFIED), abstained=True, sources=tuple(hits),
+                                      sentences=tuple(builder.sentences), timings_ms=run.done(), **extra))  # fmt: skip
+            return
+        yield Answer(
+            text=builder.text, citations=builder.citations(), sentences=tuple(builder.sentences),
+            sources=builder.ordered_sources(), timings_ms=run.done(), **extra,
+        )  # fmt: skip
+
+
+def _finish(answer: Answer) -> Iterator[str | Answer]:
+    """Yield an answer made in one piece (an abstention): its text, then the record."""
+    yield answer.text
+    yield answer

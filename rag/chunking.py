@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -30,38 +31,66 @@ def _closes_previous(previous: str, first_char: str) -> bool:
     return first_char in _CLOSING
 
 
+# Punkt is given at most this many characters at a time: on one huge unbroken text its regular expressions run
+# for minutes (a 50 MB abstract hit NLTK's regex timeout). Longer text is cut first at the last ". " (else the
+# last space) of each window; abstracts are far shorter (loaders refuse abstracts over RAG_MAX_ABSTRACT_CHARS).
+PUNKT_WINDOW_CHARS = 20_000
+
+
 # Not llama-index's SentenceSplitter: it runs an untrained Punkt that splits after "e.g.", "et al." and "Fig.".
 @cache
 def _sentence_tokenizer() -> PunktSentenceTokenizer:
-    """NLTK's trained English Punkt model, loaded offline, with the scientific abbreviations added."""
-    import nltk.data  # imported on first use: importing nltk takes most of a second
-    from nltk.tokenize.punkt import PunktSentenceTokenizer, load_punkt_params
+    """NLTK's trained English Punkt model, read from llama-index-core's bundled copy, with scientific abbreviations."""
+    from nltk.tabdata import PunktDecoder  # imported on first use: importing nltk takes most of a second
+    from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
 
-    bundled = str(llama_index_static_dir("nltk_cache"))
-    # NLTK only opens data files under nltk.data.path; llama-index-core appends the same directory itself.
-    if bundled not in nltk.data.path:
-        nltk.data.path.append(bundled)
+    # Read by path (as nltk's load_punkt_params does), so nltk.data.path, global state, is left alone.
+    model = llama_index_static_dir("nltk_cache") / "tokenizers" / "punkt_tab" / "english"
+    decode, params = PunktDecoder(), PunktParameters()
     try:
-        params = load_punkt_params(nltk.data.find("tokenizers/punkt_tab/english/"))
-    except (LookupError, OSError) as exc:
+        with (model / "collocations.tab").open(encoding="utf-8") as f:
+            params.collocations = set(decode.tab2tups(f))
+        with (model / "sent_starters.txt").open(encoding="utf-8") as f:
+            params.sent_starters = decode.txt2set(f)
+        with (model / "abbrev_types.txt").open(encoding="utf-8") as f:
+            params.abbrev_types = decode.txt2set(f)
+        with (model / "ortho_context.tab").open(encoding="utf-8") as f:
+            params.ortho_context = decode.tab2intdict(f)
+    except (OSError, ValueError) as exc:
         raise ModelError(
-            f"cannot load NLTK's English punkt_tab model (looked in {nltk.data.path}): {exc}; "
+            f"cannot load NLTK's English punkt_tab model from {model}: {exc}; "
             "reinstall llama-index-core, which bundles it"
         ) from exc
     params.abbrev_types.update(SCIENTIFIC_ABBREVIATIONS)
     return PunktSentenceTokenizer(params)
 
 
+def _windows(text: str, size: int = PUNKT_WINDOW_CHARS) -> Iterator[tuple[int, str]]:
+    """(offset, piece) of text in pieces of at most size characters, cut after a '. ' or at a space when possible."""
+    start = 0
+    while len(text) - start > size:
+        end = start + size
+        cut = text.rfind(". ", start, end)
+        cut = cut + 1 if cut > start else text.rfind(" ", start, end)
+        cut = cut if cut > start else end
+        yield start, text[start:cut]
+        start = cut + 1 if text[cut] == " " else cut  # the next window starts at a word, not at the space
+    yield start, text[start:]
+
+
 def split_sentences(text: str) -> list[str]:
     """Sentences of text (white space normalized), keeping abbreviations, decimals, versions and URLs intact."""
     text = normalize_space(text)
     spans: list[list[int]] = []
-    for start, end in _sentence_tokenizer().span_tokenize(text):
-        # Punkt may cut before closing punctuation ('words?"; (b) ...'): glue such a piece to the sentence before.
-        if spans and _closes_previous(text[spans[-1][0] : spans[-1][1]], text[start]):
-            spans[-1][1] = end
-        else:
-            spans.append([start, end])
+    tokenizer = _sentence_tokenizer()
+    for offset, window in _windows(text):
+        for start, end in tokenizer.span_tokenize(window):
+            start, end = start + offset, end + offset
+            # Punkt may cut before closing punctuation ('words?"; (b) ...'): glue such a piece to the sentence before.
+            if spans and _closes_previous(text[spans[-1][0] : spans[-1][1]], text[start]):
+                spans[-1][1] = end
+            else:
+                spans.append([start, end])
     return [text[start:end] for start, end in spans]
 
 

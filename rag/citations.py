@@ -1,38 +1,46 @@
-"""Parse [n] citation markers in an answer and verify each sentence against the abstracts it cites."""
+"""Parse [n] citation markers, verify each answer sentence against the abstracts it cites, number in reading order.
+
+`AnswerBuilder` takes an answer (an LLM's streamed reply or the composer's text) sentence by sentence: a sentence is
+shown only when its cited sources support it, and its markers are renumbered so that [1] is the first paper cited
+in the text. Nothing unverified reaches `text`.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from rag.bm25 import english_stemmer
 from rag.chunking import split_sentences
 from rag.sentence_cache import PaperSentences, SentenceCache
+from rag.text import MARKER, is_evidence, key_terms, numbers_in, strip_markers
 from rag.types import AnswerSentence, Citation, Hit
 
-# [1], [1, 2], [1-3], [1–3], [1 and 2]; adjacent markers like [1][2] are simply two matches.
-MARKER = re.compile(r"\[\s*(\d{1,3}(?:\s*(?:,|-|–|and)\s*\d{1,3})*)\s*\]")
+__all__ = [
+    "MARKER",
+    "AnswerBuilder",
+    "clean_markers",
+    "expand_marker",
+    "parse_citations",
+    "split_answer",
+    "strip_markers",
+    "support_score",
+    "verify_answer",
+]  # fmt: skip
+
 _LEADING_MARKERS = re.compile(r"^(?:\s*\[\s*\d{1,3}(?:\s*(?:,|-|–|and)\s*\d{1,3})*\s*\])+")
-UNSUPPORTED_MARK = "[unsupported]"
+# Where a streamed reply can be cut into finished sentences: after "claim [1]. " or "claim. [1] " or a line end.
+_SETTLED = re.compile(r"\]\s*[.!?]\s+(?=\S)|[.!?]\s*(?:\[[\d,\s\-–and]+\])+\s+(?=\S)|\n")
 # Ranges longer than this ([1-500]) are not citations anyone meant.
 MAX_RANGE = 20
-NUMBER = re.compile(r"(?<![\w.,])\d+(?:[.,]\d+)*")
-WORD = re.compile(r"[A-Za-z][A-Za-z0-9\-]+")
+# The verifier compares an answer sentence with this many of the cited paper's most similar clean sentences.
+NEAREST_SENTENCES = 3
 # Cosine and key-term overlap weigh into the support score; a sentence needs both meaning and words.
-COSINE_WEIGHT = 0.6
-_STOPWORD_TEXT = (
-    "a about above after again against all also am an and any are as at be because been before being below "
-    "between both but by can could did do does doing down during each few for from further had has have having "
-    "here how into is it its itself just more most no nor not now of off on once only or other our out over own "
-    "same should so some such than that the their them then there these they this those through to too under "
-    "until up very was we were what when where which while who whom why will with would you your paper papers "
-    "propose proposed proposes method methods approach work show shows shown using used use based results new "
-    "named called dubbed introduce introduces present presents source sources collection says"
-)
-STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+SUPPORT_COSINE_WEIGHT = 0.6
+# A supported sentence shares at least this many content terms with its cited sentences (all of them when fewer).
+MIN_SHARED_TERMS = 2
 
 
 def expand_marker(body: str) -> list[int]:
@@ -73,169 +81,212 @@ def clean_markers(text: str, n_sources: int) -> tuple[str, int]:
     return re.sub(r"[ \t]+([.,;:])", r"\1", re.sub(r"[ \t]{2,}", " ", cleaned)).strip(), removed
 
 
-def strip_markers(text: str) -> str:
-    """The text without citation markers."""
-    return re.sub(r"\s{2,}", " ", MARKER.sub("", text)).strip()
-
-
 @dataclass(frozen=True)
 class ParsedSentence:
-    """One sentence of an answer, the line it sits on, and the numbers it cites."""
+    """One sentence of an answer, the line it sits on, and the numbers it cites (its own or its run's)."""
 
     line: int
     text: str
     citations: tuple[int, ...]
 
 
-def split_answer(text: str) -> list[ParsedSentence]:
-    """Sentences of an answer per line; a sentence that is only markers ('[2].') joins the one before."""
+def split_answer(text: str, first_line: int = 0) -> list[ParsedSentence]:
+    """Sentences of an answer per line. A sentence that is only markers ('[2].') joins the one before; a sentence
+    without markers cites what the next marked sentence of its line cites ('S1. S2 [1].': both cite [1])."""
     parsed: list[ParsedSentence] = []
-    for line_no, line in enumerate(text.splitlines()):
+    for line_no, line in enumerate(text.splitlines(), start=first_line):
+        start = len(parsed)
         for sentence in split_sentences(line):
             # "claim. [1] Next claim." splits as "claim." + "[1] Next claim.": the marker belongs to the claim.
             lead = _LEADING_MARKERS.match(sentence)
-            if lead and parsed and parsed[-1].line == line_no and lead.end() < len(sentence):
+            if lead and len(parsed) > start and lead.end() < len(sentence):
                 last = parsed[-1]
                 merged = f"{last.text} {lead.group(0).strip()}"
                 parsed[-1] = ParsedSentence(line_no, merged, tuple(parse_citations(merged)))
                 sentence = sentence[lead.end() :].strip()
-            if parsed and parsed[-1].line == line_no and not strip_markers(sentence).strip(" .;,"):
+            if len(parsed) > start and not strip_markers(sentence).strip(" .;,"):
                 last = parsed[-1]
                 merged = f"{last.text} {sentence}"
                 parsed[-1] = ParsedSentence(line_no, merged, tuple(parse_citations(merged)))
             else:
                 parsed.append(ParsedSentence(line_no, sentence, tuple(parse_citations(sentence))))
+        inherited: tuple[int, ...] = ()
+        for i in range(len(parsed) - 1, start - 1, -1):
+            if parsed[i].citations:
+                inherited = parsed[i].citations
+            elif inherited:
+                parsed[i] = ParsedSentence(parsed[i].line, parsed[i].text, inherited)
     return parsed
 
 
-def key_terms(text: str) -> set[str]:
-    """Stemmed content words of a text (stop words and one-letter tokens dropped)."""
-    words = [w.lower() for w in WORD.findall(strip_markers(text))]
-    return set(english_stemmer().stemWords([w for w in words if w not in STOPWORDS and len(w) > 2]))
+def support_score(sentence: str, vector: np.ndarray, cited: Sequence[PaperSentences]) -> tuple[float, int, int, bool]:
+    """Support of one answer sentence by the clean sentences of the papers it cites.
+
+    Returns (score in [0, 1], index of the best cited paper, index of its best sentence, whether the sentence shares
+    enough content — key terms and every number — with the cited papers' nearest sentences).
+    """
+    best = (-1.0, 0, -1)
+    nearest: list[str] = []
+    numbers: set[str] = set()
+    for p, ps in enumerate(cited):
+        clean = [i for i, s in enumerate(ps.sentences) if is_evidence(s)]
+        numbers |= numbers_in(ps.paper.title) | set().union(*(numbers_in(ps.sentences[i]) for i in clean))
+        if not clean:
+            continue
+        cosines = ps.sentence_vectors[clean] @ vector
+        order = np.argsort(-cosines)[:NEAREST_SENTENCES]
+        nearest.extend(ps.sentences[clean[j]] for j in order)
+        nearest.append(ps.paper.title)
+        if float(cosines[order[0]]) > best[0]:
+            best = (float(cosines[order[0]]), p, clean[int(order[0])])
+    cosine, paper, index = best
+    terms = key_terms(sentence)
+    shared = terms & key_terms(" ".join(nearest))
+    overlap = len(shared) / len(terms) if terms else 0.0
+    content = len(shared) >= min(MIN_SHARED_TERMS, len(terms)) and bool(terms) and numbers_in(sentence) <= numbers
+    score = SUPPORT_COSINE_WEIGHT * max(cosine, 0.0) + (1 - SUPPORT_COSINE_WEIGHT) * overlap
+    return min(score, 1.0), paper, index, content
 
 
-def numbers_in(text: str) -> set[str]:
-    """Numbers of a text, normalized ('1,000' -> '1000', '86.5%' -> '86.5'); citation markers excluded."""
-    return {n.replace(",", "") for n in NUMBER.findall(strip_markers(text))}
+@dataclass
+class AnswerBuilder:
+    """Verifies an answer sentence by sentence and keeps only supported ones, renumbered in reading order."""
 
+    sources: Sequence[Hit]
+    cache: SentenceCache
+    threshold: float
+    text: str = ""
+    sentences: list[AnswerSentence] = field(default_factory=list)
+    removed_citations: int = 0
+    _papers: list[PaperSentences] = field(default_factory=list)
+    _numbers: dict[int, int] = field(default_factory=dict)
+    _evidence: dict[int, dict[str, None]] = field(default_factory=dict)
+    _line: int = -1
+    _raw: str = ""
+    _settled: int = 0
 
-@dataclass(frozen=True)
-class Verification:
-    """The verified answer: sentences with support, display text, citations, and how many bad markers went."""
+    def __post_init__(self) -> None:
+        self._papers = self.cache.get(hit.paper for hit in self.sources)
 
-    text: str
-    sentences: tuple[AnswerSentence, ...]
-    citations: tuple[Citation, ...]
-    removed_citations: int
+    # --- input -------------------------------------------------------------------------------------------
+    def feed(self, delta: str) -> Iterator[str]:
+        """Take more of a streamed reply; yield the verified text of every sentence it completes."""
+        self._raw += delta
+        cut = self._settled
+        for match in _SETTLED.finditer(self._raw, self._settled):
+            cut = match.end()
+        if cut > self._settled:
+            yield from self._take(self._raw[self._settled : cut])
+            self._settled = cut
 
+    def finish(self) -> Iterator[str]:
+        """The reply is complete: verify what is left."""
+        rest = self._raw[self._settled :]
+        self._settled = len(self._raw)
+        if rest.strip():
+            yield from self._take(rest)
+
+    def add(self, text: str) -> Iterator[str]:
+        """Verify a complete answer text (the extractive composer's), yielding each supported sentence."""
+        yield from self.feed(text)
+        yield from self.finish()
+
+    def _take(self, chunk: str) -> Iterator[str]:
+        """Verify the finished sentences of a chunk of the reply, in order."""
+        first_line = self._raw[: self._settled].count("\n")
+        cleaned, removed = clean_markers(chunk, len(self.sources))
+        self.removed_citations += removed
+        lines_before = chunk[: len(chunk) - len(chunk.lstrip())].count("\n")
+        pending: list[tuple[ParsedSentence, str]] = []  # supported sentences citing through a later marker
+        for sentence in split_answer(cleaned, first_line + lines_before):
+            if pending and pending[-1][0].line != sentence.line:
+                yield from self._emit(pending, close=True)
+                pending = []
+            shown = self._check(sentence)
+            own_marker = bool(MARKER.search(sentence.text))
+            if shown is not None and not own_marker:
+                pending.append((sentence, shown))
+                continue
+            if shown is not None:
+                yield from self._emit([*pending, (sentence, shown)], close=False)
+            elif pending:
+                yield from self._emit(pending, close=True)
+            pending = []
+        yield from self._emit(pending, close=True)
+
+    def _emit(self, run: list[tuple[ParsedSentence, str]], close: bool) -> Iterator[str]:
+        """Append a run of supported sentences to the text; `close` writes the run's citation after its last one
+        (the sentence that carried it was left out)."""
+        for k, (sentence, shown) in enumerate(run):
+            if close and k == len(run) - 1:
+                marks = "".join(f"[{self._numbers[n]}]" for n in sentence.citations)
+                shown = f"{shown.rstrip().rstrip('.')} {marks}."
+            sep = "" if not self.text else ("\n" if sentence.line != self._line else " ")
+            self._line = sentence.line
+            self.text += sep + shown
+            yield sep + shown
+
+    # --- verification ------------------------------------------------------------------------------------
+    def _check(self, sentence: ParsedSentence) -> str | None:
+        """Record one sentence's verdict; its display text (renumbered markers) when supported, else None."""
+        plain = strip_markers(sentence.text) or sentence.text
+        if not sentence.citations or not is_evidence(plain):
+            self.sentences.append(AnswerSentence(text=sentence.text, citations=sentence.citations, supported=False,
+                                                 support=0.0))  # fmt: skip
+            return None
+        vector = self.cache.embed([plain])[0]
+        cited = [self._papers[n - 1] for n in sentence.citations]
+        score, best, index, content = support_score(plain, vector, cited)
+        supported = content and score >= self.threshold
+        if not supported:
+            self.sentences.append(AnswerSentence(text=sentence.text, citations=sentence.citations, supported=False,
+                                                 support=score))  # fmt: skip
+            return None
+        for n in sentence.citations:
+            self._numbers.setdefault(n, len(self._numbers) + 1)
+        number = sentence.citations[best]
+        if index >= 0:
+            self._evidence.setdefault(number, {})[self._papers[number - 1].sentences[index]] = None
+        shown = self._renumber(sentence.text, sentence.citations)
+        new = tuple(self._numbers[n] for n in sentence.citations)
+        self.sentences.append(AnswerSentence(text=shown, citations=new, supported=True, support=score))
+        return shown
+
+    def _renumber(self, text: str, citations: tuple[int, ...]) -> str:
+        """The sentence with its markers in reading-order numbers; an inherited citation is written at its end."""
+        if not MARKER.search(text):
+            return text
+        return MARKER.sub(lambda m: "".join(f"[{self._numbers[n]}]" for n in expand_marker(m.group(1))), text)
+
+    # --- output ------------------------------------------------------------------------------------------
     @property
     def any_supported(self) -> bool:
         """True when at least one sentence is backed by its sources."""
         return any(s.supported for s in self.sentences)
 
+    @property
+    def dropped(self) -> int:
+        """How many sentences were left out as unsupported."""
+        return sum(not s.supported for s in self.sentences)
 
-def support_score(
-    sentence: str, vector: np.ndarray, cited: Sequence[tuple[str, np.ndarray]]
-) -> tuple[float, int, bool]:
-    """Support of one sentence against (source text, sentence vectors) of each source it cites.
-
-    Returns (score in [0, 1], index of the best source, whether every number of the sentence occurs in a source).
-    """
-    best_cos, best_source = 0.0, 0
-    for i, (_, vectors) in enumerate(cited):
-        if vectors.shape[0]:
-            cos = float(np.max(vectors @ vector))
-            if cos > best_cos:
-                best_cos, best_source = cos, i
-    terms = key_terms(sentence)
-    source_terms: set[str] = set().union(*(key_terms(text) for text, _ in cited))
-    overlap = len(terms & source_terms) / len(terms) if terms else 1.0
-    source_numbers: set[str] = set().union(*(numbers_in(text) for text, _ in cited))
-    numbers_ok = numbers_in(sentence) <= source_numbers
-    score = COSINE_WEIGHT * max(best_cos, 0.0) + (1 - COSINE_WEIGHT) * overlap
-    return min(score, 1.0), best_source, numbers_ok
-
-
-def _letters(text: str) -> str:
-    """Lower-case letters and digits only, for matching quoted sentences."""
-    return re.sub(r"[^a-z0-9]+", "", text.lower())
-
-
-def _sentence_vectors(
-    plain: Sequence[str], cites: Sequence[tuple[int, ...]], papers: Sequence[PaperSentences], cache: SentenceCache
-) -> np.ndarray:
-    """Embeddings of answer sentences; a sentence quoting a cited abstract sentence verbatim (after a 'Name:'
-    label) reuses that sentence's cached vector instead of being embedded again."""
-    rows: list[np.ndarray | None] = []
-    for text, numbers in zip(plain, cites, strict=True):
-        key, found = _letters(text), None
-        for n in numbers:
-            for j, sentence in enumerate(papers[n - 1].sentences):
-                quoted = _letters(sentence)
-                if quoted and key.endswith(quoted) and len(quoted) * 5 >= len(key) * 4:
-                    found = papers[n - 1].sentence_vectors[j]
-                    break
-            if found is not None:
-                break
-        rows.append(found)
-    missing = [i for i, row in enumerate(rows) if row is None]
-    if missing:
-        embedded = cache.embed([plain[i] for i in missing])
-        for i, vector in zip(missing, embedded, strict=True):
-            rows[i] = vector
-    return np.vstack(rows) if rows else np.zeros((0, 0), dtype=np.float32)
-
-
-def verify_answer(text: str, sources: Sequence[Hit], cache: SentenceCache, threshold: float) -> Verification:
-    """Remove citations to missing sources, score each sentence against its cited abstracts, flag the unsupported.
-
-    A sentence is supported when it cites at least one source, every number in it appears in a cited source,
-    and its support score (cosine to the best cited abstract sentence plus key-term overlap) reaches threshold.
-    """
-    cleaned, removed = clean_markers(text, len(sources))
-    parsed = split_answer(cleaned)
-    papers = cache.get(hit.paper for hit in sources)
-    plain = [strip_markers(p.text) or p.text for p in parsed]
-    vectors = _sentence_vectors(plain, [p.citations for p in parsed], papers, cache)
-    sentences: list[AnswerSentence] = []
-    evidence: dict[int, dict[str, None]] = {}
-    for i, sentence in enumerate(parsed):
-        if not sentence.citations:
-            sentences.append(AnswerSentence(text=sentence.text, citations=(), supported=False, support=0.0))
-            continue
-        cited = [
-            (f"{papers[n - 1].paper.title}\n{papers[n - 1].paper.abstract}", papers[n - 1].vectors)
-            for n in sentence.citations
-        ]
-        score, best, numbers_ok = support_score(plain[i], vectors[i], cited)
-        supported = numbers_ok and score >= threshold
-        sentences.append(
-            AnswerSentence(text=sentence.text, citations=sentence.citations, supported=supported, support=score)
+    def citations(self) -> tuple[Citation, ...]:
+        """The cited sources in reading order, with the abstract sentences that support them."""
+        return tuple(
+            Citation(number=new, paper=self.sources[old - 1].paper, evidence=tuple(self._evidence.get(old, {})),
+                     score=self.sources[old - 1].score)
+            for old, new in sorted(self._numbers.items(), key=lambda kv: kv[1])
         )
-        if supported:
-            number = sentence.citations[best]
-            ps = papers[number - 1]
-            if ps.sentences:
-                top = int(np.argmax(ps.sentence_vectors @ vectors[i]))
-                evidence.setdefault(number, {})[ps.sentences[top]] = None
-    cited_numbers = parse_citations(cleaned)
-    citations = tuple(
-        Citation(
-            number=n,
-            paper=sources[n - 1].paper,
-            evidence=tuple(evidence.get(n, {})),
-            score=sources[n - 1].score,
-        )
-        for n in sorted(cited_numbers)
-    )
-    return Verification(
-        text=render(parsed, sentences), sentences=tuple(sentences), citations=citations, removed_citations=removed
-    )
+
+    def ordered_sources(self) -> tuple[Hit, ...]:
+        """The sources with the cited ones first, in reading order, then the uncited in retrieval order."""
+        cited = [self.sources[old - 1] for old, _ in sorted(self._numbers.items(), key=lambda kv: kv[1])]
+        rest = [hit for n, hit in enumerate(self.sources, start=1) if n not in self._numbers]
+        return tuple(cited + rest)
 
 
-def render(parsed: Sequence[ParsedSentence], sentences: Sequence[AnswerSentence]) -> str:
-    """The answer text with its original lines, each unsupported sentence followed by UNSUPPORTED_MARK."""
-    lines: dict[int, list[str]] = {}
-    for p, s in zip(parsed, sentences, strict=True):
-        lines.setdefault(p.line, []).append(s.text if s.supported else f"{s.text} {UNSUPPORTED_MARK}")
-    return "\n".join(" ".join(parts) for _, parts in sorted(lines.items()))
+def verify_answer(text: str, sources: Sequence[Hit], cache: SentenceCache, threshold: float) -> AnswerBuilder:
+    """Verify a whole answer text at once; the builder holds the verdict of every sentence and the shown text."""
+    builder = AnswerBuilder(sources, cache, threshold)
+    for _ in builder.add(text):
+        pass
+    return builder

@@ -7,10 +7,13 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 from typing import Any
 
 from rag.assistant import Assistant
 from rag.errors import RagError
+from rag.runtime import configure
+from rag.settings import BACKENDS
 from rag.types import Answer, Hit, Message, Record, SearchFilters
 
 log = logging.getLogger("rag")
@@ -18,6 +21,7 @@ log = logging.getLogger("rag")
 EXIT_OK = 0
 EXIT_ERROR = 1  # a RagError: bad input, unreachable server, missing model; the message says what to do
 EXIT_USAGE = 2  # argparse's own code for bad arguments
+COMMANDS_GROUP = "paper_rag.commands"  # entry points adding subcommands to `rag` (evals adds `eval`)
 
 
 def _print_json(payload: Any) -> None:
@@ -47,13 +51,15 @@ def _assistant(args: argparse.Namespace, **extra: Any) -> Assistant:
 def cmd_ingest(args: argparse.Namespace) -> int:
     """`rag ingest`: load files (default: the bundled digest) into the collection."""
     fields = dict(_field_mapping(f) for f in args.field)
-    summary = _assistant(args).ingest(args.paths or None, fmt=args.format, prune=args.prune, fields=fields or None,
-                                      skip_invalid=args.skip_invalid, progress=not args.json and sys.stderr.isatty())
+    summary = _assistant(args, ingest_workers=args.workers).ingest(
+        args.paths or None, fmt=args.format, prune=args.prune, fields=fields or None, skip_invalid=args.skip_invalid,
+        progress=not args.json and sys.stderr.isatty(), embedding_model_id=args.embedding_model_id)
     if args.json:
         _print_json(summary)
     else:
-        print(f"{summary.collection}: {summary.added} added, {summary.updated} updated, {summary.skipped} skipped, "
-              f"{summary.deleted} deleted, {summary.duplicates_merged} duplicates merged "
+        invalid = f", {summary.invalid_skipped} invalid records skipped (see the warnings)" if args.skip_invalid else ""
+        print(f"{summary.collection}: {summary.added} added, {summary.updated} updated, {summary.skipped} unchanged, "
+              f"{summary.deleted} deleted, {summary.duplicates_merged} duplicates merged{invalid} "
               f"({summary.chunks_written} chunks written in {summary.seconds:.1f}s)")
     return EXIT_OK
 
@@ -106,11 +112,18 @@ def _format_sources(answer: Answer) -> str:
 
 
 def _answer_once(assistant: Assistant, question: str, history: list[Message], args: argparse.Namespace) -> Answer:
-    """Stream one answer to stdout (or collect it for --json) and return the final Answer."""
+    """Stream one answer to stdout (text), or print the whole Answer as JSON or Markdown; return the Answer.
+
+    The streamed deltas are verified text (the chain's contract), so nothing unchecked reaches the terminal.
+    """
     kwargs: dict[str, Any] = {"k": args.k, "filters": _filters(args), "backend": args.llm}
-    if args.json:
+    if args.format == "json":
         answer = assistant.ask(question, history, **kwargs)
         _print_json(answer)
+        return answer
+    if args.format == "markdown":
+        answer = assistant.ask(question, history, **kwargs)
+        print(answer.to_markdown())
         return answer
     answer = None
     for item in assistant.stream(question, history, **kwargs):
@@ -121,6 +134,8 @@ def _answer_once(assistant: Assistant, question: str, history: list[Message], ar
     if answer is None:  # the chain's contract is to end with an Answer; anything else is a bug
         raise RuntimeError("the answer stream ended without a final Answer")
     print()
+    if answer.notice:
+        print(f"\nNote: {answer.notice}")
     if answer.unsupported_sentences:
         print(f"({len(answer.unsupported_sentences)} sentence(s) not supported by the cited sources)")
     sources = _format_sources(answer)
@@ -131,8 +146,10 @@ def _answer_once(assistant: Assistant, question: str, history: list[Message], ar
 
 def cmd_ask(args: argparse.Namespace) -> int:
     """`rag ask`: answer one question, or start a terminal chat when no question is given."""
+    if args.json:
+        args.format = "json"
     assistant = _assistant(args)
-    if args.question:
+    if args.question is not None:  # `rag ask ""` is an empty question (an error), not the chat
         _answer_once(assistant, args.question, [], args)
         return EXIT_OK
     history: list[Message] = []
@@ -150,7 +167,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         except RagError as exc:  # keep the conversation going after a bad question or a failed server
             print(f"error: {exc}", file=sys.stderr)
             continue
-        history += [Message(role="user", content=question), Message(role="assistant", content=answer.text)]
+        history += Message.from_answer(answer)  # the answer's cited papers travel with it for follow-ups
         print()
     return EXIT_OK
 
@@ -164,13 +181,6 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
-    """`rag eval`: run the gold-set evaluation harness (see evals/)."""
-    from evals.cli import run
-
-    return run(args, lambda **overrides: Assistant.load(**overrides))
-
-
 def _add_filter_args(p: argparse.ArgumentParser) -> None:
     """Retrieval filters shared by `search` and `ask`."""
     p.add_argument("--has-code", action="store_true", help="only papers with a code link")
@@ -181,8 +191,6 @@ def _add_filter_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `rag` command."""
-    from evals.cli import add_eval_parser
-
     parser = argparse.ArgumentParser(prog="rag", description="Ask questions about a collection of paper abstracts.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr (-vv: debug)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -196,6 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--field", action="append", default=[], metavar="FIELD=COLUMN",
                    help="map a paper field to a source column, e.g. abstract=summary (repeatable)")
     p.add_argument("--skip-invalid", action="store_true", help="skip malformed records (logged) instead of failing")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="embedding processes (default: settings ingest_workers; more for bigger machines)")
+    p.add_argument("--embedding-model-id", default="", metavar="ID",
+                   help="model that made the `embedding` of JSONL records that do not name it")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_ingest)
 
@@ -215,9 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ask", help="answer a question with citations (no question: a terminal chat)")
     p.add_argument("question", nargs="?", help="the question; omit it to chat with follow-ups")
     p.add_argument("-k", type=int, default=None, help="number of sources shown to the answerer")
-    p.add_argument("--llm", choices=["auto", "extractive", "openai", "local"], help="answer backend")
+    p.add_argument("--llm", choices=BACKENDS, help="answer backend")
     p.add_argument("--collection", help="named collection (default: settings)")
-    p.add_argument("--json", action="store_true", help="print the Answer as JSON")
+    p.add_argument("--format", choices=["text", "markdown", "json"], default="text",
+                   help="text: streamed answer and sources (default); markdown: the answer with numbered references; "
+                   "json: the Answer record")
+    p.add_argument("--json", action="store_true", help="the same as --format json")
     _add_filter_args(p)
     p.set_defaults(func=cmd_ask)
 
@@ -227,13 +242,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--collection", help="named collection (default: settings)")
     p.set_defaults(func=cmd_chat)
 
-    add_eval_parser(sub)
-    sub.choices["eval"].set_defaults(func=cmd_eval)
+    # Commands of other packages (the evaluation harness's `rag eval`), registered through the
+    # "paper_rag.commands" entry point group: each entry is a function that adds its subparser and sets `func`.
+    for entry in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        entry.load()(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `rag` command; returns the exit code."""
+    configure()
     args = build_parser().parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     handler = logging.StreamHandler(sys.stderr)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
-from rag import errors
-from rag.errors import RagError, RemoteError
+from rag import wire
+from rag.errors import RemoteError
+from rag.runtime import configure
 from rag.types import Answer, Message, SearchFilters
 
 if TYPE_CHECKING:
@@ -19,7 +17,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 API_NAME = "/ask"
-_ANSWER_PREFIX = '{"question":'  # Answer.model_dump_json() starts with its first field
 
 
 class RemoteAssistant:
@@ -29,9 +26,7 @@ class RemoteAssistant:
     """
 
     def __init__(self, url: str, *, auth: tuple[str, str] | None = None, timeout: float = 120.0) -> None:
-        # gradio_client sends telemetry unless both the env var and the argument say no.
-        for name, value in (("GRADIO_ANALYTICS_ENABLED", "False"), ("HF_HUB_DISABLE_TELEMETRY", "1")):
-            os.environ.setdefault(name, value)
+        configure()  # gradio_client sends telemetry unless both the env var and the argument say no
         from gradio_client import Client
 
         self.url = url
@@ -77,21 +72,25 @@ class RemoteAssistant:
         filters: SearchFilters | None = None,
         backend: str | None = None,
     ) -> Iterator[str | Answer]:
-        """Yield text deltas as the remote app produces them, then the final Answer."""
+        """Yield verified text deltas as the remote app produces them, then the final Answer (rag.wire messages)."""
         messages = [m.model_dump() if isinstance(m, Message) else dict(m) for m in history or []]
         job = self._submit(question, messages, k, filters.model_dump(exclude_none=True) if filters else None, backend)
         text = ""
         for update in job:
-            if isinstance(update, str) and update.startswith(_ANSWER_PREFIX):
-                yield self._answer(update)
-                continue
-            # Each text update is the answer so far; yield what is new.
-            current = str(update)
-            delta = current[len(text) :] if current.startswith(text) else current
-            text = current
-            if delta:
-                yield delta
-        self._raise_failure(job)
+            message = self._decode(update)
+            if isinstance(message, wire.WireAnswer):
+                yield message.answer
+            elif isinstance(message, wire.WireError):
+                error = message.exception()
+                raise type(error)(f"{error} (from {self.url})")
+            else:  # the text so far: yield what is new
+                delta = message.text[len(text) :] if message.text.startswith(text) else message.text
+                text = message.text
+                if delta:
+                    yield delta
+        exc = job.exception()
+        if exc is not None:
+            raise RemoteError(f"the chat app at {self.url} failed: {exc}") from exc
 
     # --- internals ------------------------------------------------------------------------------------------
     def _submit(
@@ -103,21 +102,12 @@ class RemoteAssistant:
         except Exception as exc:  # an app without the endpoint, or one that went away
             raise RemoteError(f"the chat app at {self.url} refused the question: {exc}") from exc
 
-    def _raise_failure(self, job: Any) -> None:
-        """Turn a failed job into the RagError subclass the app reported (its message starts with the class)."""
-        exc = job.exception()
-        if exc is None:
-            return
-        message = str(exc)
-        name, _, rest = message.partition(": ")
-        cls = getattr(errors, name, None)
-        if isinstance(cls, type) and issubclass(cls, RagError):
-            raise cls(f"{rest} (from {self.url})") from exc
-        raise RemoteError(f"the chat app at {self.url} failed: {message}") from exc
-
-    def _answer(self, payload: str) -> Answer:
-        """Parse the final Answer record."""
+    def _decode(self, update: Any) -> wire.WireText | wire.WireAnswer | wire.WireError:
+        """One update of the job as a wire message; RemoteError when it is not one (another app or version)."""
         try:
-            return Answer.model_validate_json(payload)
-        except ValidationError as exc:
-            raise RemoteError(f"the chat app at {self.url} sent an Answer this client cannot read: {exc}") from exc
+            return wire.decode(str(update))
+        except ValueError as exc:
+            raise RemoteError(
+                f"the chat app at {self.url} sent a message this client cannot read ({exc}); "
+                "is it a paper-rag app of the same version?"
+            ) from exc

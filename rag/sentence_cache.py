@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Papers kept in memory (least recently used dropped first): about 30 KB each with MiniLM, so about 60 MB.
+MEMORY_PAPERS = 2048
 _UNSAFE = re.compile(r"[^0-9A-Za-z_.-]+")
 
 
@@ -51,11 +55,14 @@ def normalize_rows(matrix: np.ndarray) -> np.ndarray:
 class SentenceCache:
     """Embeds each paper's sentences once; later questions and new processes reuse the vectors."""
 
-    def __init__(self, embedder: BaseEmbedding, cache_dir: Path | None = None) -> None:
+    def __init__(self, embedder: BaseEmbedding, cache_dir: Path | None = None, max_papers: int = MEMORY_PAPERS) -> None:
         self.embedder = embedder
         self.model_name: str = getattr(embedder, "model_name", "") or type(embedder).__name__
         self.cache_dir = cache_dir / _UNSAFE.sub("_", self.model_name) if cache_dir is not None else None
-        self._memory: dict[tuple[str, str], PaperSentences] = {}
+        self.max_papers = max_papers
+        # Least recently used papers first; bounded, so a long-running app does not grow without limit.
+        self._memory: OrderedDict[tuple[str, str], PaperSentences] = OrderedDict()
+        self._lock = threading.Lock()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-length embeddings of texts, one row each."""
@@ -73,10 +80,35 @@ class SentenceCache:
     def get(self, papers: Iterable[Paper]) -> list[PaperSentences]:
         """Sentences and vectors of each paper, embedding (in one batch) only those not cached yet."""
         papers = list(papers)
-        missing = [p for p in papers if (p.id, p.content_hash) not in self._memory and not self._load(p)]
+        found: dict[tuple[str, str], PaperSentences] = {}
+        missing: list[Paper] = []
+        for paper in papers:
+            key = (paper.id, paper.content_hash)
+            cached = self._recall(key) or self._load(paper)
+            if cached is None:
+                missing.append(paper)
+            else:
+                found[key] = cached
         if missing:
-            self._compute(missing)
-        return [self._memory[(p.id, p.content_hash)] for p in papers]
+            found.update(self._compute(missing))
+        return [found[(p.id, p.content_hash)] for p in papers]
+
+    def _recall(self, key: tuple[str, str]) -> PaperSentences | None:
+        """A paper from memory (marked as just used), or None."""
+        with self._lock:
+            cached = self._memory.get(key)
+            if cached is not None:
+                self._memory.move_to_end(key)
+            return cached
+
+    def _remember(self, entry: PaperSentences) -> PaperSentences:
+        """Keep a paper in memory, dropping the least recently used beyond max_papers."""
+        with self._lock:
+            self._memory[(entry.paper.id, entry.paper.content_hash)] = entry
+            self._memory.move_to_end((entry.paper.id, entry.paper.content_hash))
+            while len(self._memory) > self.max_papers:
+                self._memory.popitem(last=False)
+        return entry
 
     def _path(self, paper: Paper) -> Path | None:
         """Cache file of a paper (None when there is no cache directory)."""
@@ -85,11 +117,11 @@ class SentenceCache:
         key = hashlib.sha1(paper.id.encode("utf-8")).hexdigest()[:16]
         return self.cache_dir / f"{key}-{paper.content_hash}.npz"
 
-    def _load(self, paper: Paper) -> bool:
-        """Load a paper's cached sentences from disk into memory; False if absent or stale."""
+    def _load(self, paper: Paper) -> PaperSentences | None:
+        """A paper's cached sentences from disk (kept in memory too); None if absent or stale."""
         path = self._path(paper)
         if path is None or not path.is_file():
-            return False
+            return None
         sentences = tuple(split_sentences(paper.abstract))
         try:
             with np.load(path, allow_pickle=False) as data:
@@ -97,23 +129,24 @@ class SentenceCache:
                 vectors = data["vectors"]
         except (OSError, ValueError, KeyError) as exc:
             log.warning("ignoring unreadable sentence cache %s: %s", path, exc)
-            return False
+            return None
         if cached != sentences or vectors.shape[0] != len(sentences) + 1:
-            return False
-        self._memory[(paper.id, paper.content_hash)] = PaperSentences(paper, sentences, vectors)
-        return True
+            return None
+        return self._remember(PaperSentences(paper, sentences, vectors))
 
-    def _compute(self, papers: list[Paper]) -> None:
+    def _compute(self, papers: list[Paper]) -> dict[tuple[str, str], PaperSentences]:
         """Embed titles and sentences of papers in one batch, keep them in memory and write them to disk."""
         split = [tuple(split_sentences(p.abstract)) for p in papers]
         texts = [t for paper, sentences in zip(papers, split, strict=True) for t in (paper.title, *sentences)]
         vectors = self.embed(texts)
         start = 0
+        computed: dict[tuple[str, str], PaperSentences] = {}
         for paper, sentences in zip(papers, split, strict=True):
             rows = vectors[start : start + len(sentences) + 1]
             start += len(sentences) + 1
-            self._memory[(paper.id, paper.content_hash)] = PaperSentences(paper, sentences, rows)
+            computed[(paper.id, paper.content_hash)] = self._remember(PaperSentences(paper, sentences, rows))
             self._save(paper, sentences, rows)
+        return computed
 
     def _save(self, paper: Paper, sentences: tuple[str, ...], vectors: np.ndarray) -> None:
         """Write one paper's cache file; a failure only costs recomputation later."""

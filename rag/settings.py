@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import AliasChoices, Field, ValidationError
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -17,6 +19,8 @@ from pydantic_settings import (
 from rag.errors import SettingsError
 
 DEFAULT_COLLECTION = "default"
+Backend = Literal["auto", "extractive", "openai", "local"]
+BACKENDS: tuple[str, ...] = get_args(Backend)  # the answer backends, for CLI choices and the app's menu
 
 
 def default_data_dir() -> Path:
@@ -34,6 +38,14 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir, description="Where Chroma, BM25 and feedback live.")
     collection: str = Field(default=DEFAULT_COLLECTION, description="Named collection to ingest into and ask.")
     chroma_url: str = Field(default="", description="URL of a `chroma run` server; empty = embedded Chroma.")
+    chroma_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds before a request to a `chroma run` server is abandoned (server mode)."
+    )
+    ingest_batch_size: int = Field(
+        default=512, ge=1,
+        description="Papers chunked, embedded and committed together; a killed ingest keeps every finished batch. "
+        "512 is about half a minute of MiniLM work on 2 cores (a minute when they are busy).",
+    )
 
     # --- embeddings and chunking ---------------------------------------------------------------------
     embedding: Literal["minilm", "openai"] = Field(
@@ -42,6 +54,9 @@ class Settings(BaseSettings):
     embedding_model: str = Field(default="text-embedding-3-small", description="Model name for 'openai' embeddings.")
     embed_batch_size: int = Field(default=32, ge=1, description="Passages embedded per batch.")
     embed_threads: int = Field(default=2, ge=1, description="onnxruntime intra-op threads of the MiniLM embedder.")
+    ingest_workers: int = Field(
+        default=1, ge=1, description="Embedding processes during ingest (each with embed_threads // workers threads)."
+    )
     chunk_tokens: int = Field(
         default=512, ge=32,
         description="Chunk budget in tiktoken tokens (title excluded); MiniLM embeds the first 256 wordpieces of each "
@@ -54,6 +69,7 @@ class Settings(BaseSettings):
     retrieval: Literal["hybrid", "dense", "bm25"] = Field(default="hybrid", description="Retrieval mode.")
     search_k: int = Field(default=10, ge=1, description="Papers returned by `search`.")
     answer_k: int = Field(default=5, ge=1, description="Papers shown to the answerer as numbered sources.")
+    list_k: int = Field(default=8, ge=1, description="Papers shown to the answerer for 'which papers…' questions.")
     candidates: int = Field(default=50, ge=1, description="Chunks each retriever contributes before fusion.")
     rrf_k: int = Field(default=5, ge=1, description="Reciprocal-rank-fusion constant (tuned on SciFact train).")
     dense_weight: float = Field(default=1.0, ge=0, description="Weight of the dense ranking in fusion.")
@@ -64,11 +80,15 @@ class Settings(BaseSettings):
     bm25_title_repeats: int = Field(default=2, ge=1, description="Times the title is repeated in BM25-indexed text.")
 
     # --- answering -----------------------------------------------------------------------------------
-    llm: Literal["auto", "extractive", "openai", "local"] = Field(
+    llm: Backend = Field(
         default="auto", description="Answer backend; 'auto' = openai when a key or base URL is set, else extractive."
     )
     openai_api_key: str = Field(
-        default="", validation_alias=AliasChoices("RAG_OPENAI_API_KEY", "OPENAI_API_KEY", "openai_api_key")
+        default="",
+        validation_alias=AliasChoices("RAG_OPENAI_API_KEY", "OPENAI_API_KEY", "openai_api_key"),
+        repr=False,
+        exclude=True,  # never in repr(), model_dump() or JSON: a key must not reach logs, errors or `rag info`
+        description="API key of the OpenAI(-compatible) server; kept out of every dump and message.",
     )
     openai_base_url: str = Field(
         default="", validation_alias=AliasChoices("RAG_OPENAI_BASE_URL", "OPENAI_BASE_URL", "openai_base_url")
@@ -77,8 +97,19 @@ class Settings(BaseSettings):
     llm_context_window: int = Field(default=8192, ge=512, description="Context window of the chat model, tokens.")
     llm_max_tokens: int = Field(default=512, ge=16, description="Most tokens the model may generate.")
     llm_temperature: float = Field(default=0.0, ge=0, le=2)
-    llm_timeout: float = Field(default=60.0, gt=0, description="Seconds before an LLM request is abandoned.")
-    llm_max_retries: int = Field(default=2, ge=0, description="Retries (with backoff) of a failed LLM request.")
+    llm_timeout: float = Field(
+        default=60.0, gt=0,
+        description="Total deadline in seconds for the model's part of one answer, retries included; past it the "
+        "answer falls back (RAG_LLM_FALLBACK) or fails, stating the time spent.",
+    )  # fmt: skip
+    llm_first_token_timeout: float = Field(
+        default=20.0, gt=0,
+        description="Seconds an LLM request may wait for the first streamed token (a hung server is detected this "
+        "fast); a timed-out request is not retried.",
+    )  # fmt: skip
+    llm_max_retries: int = Field(
+        default=2, ge=0, description="Retries (with backoff) of a refused connection or a 429/5xx, within llm_timeout."
+    )
     llm_fallback: Literal["error", "extractive"] = Field(
         default="extractive", description="When the LLM fails: raise, or answer extractively with a notice."
     )
@@ -93,7 +124,15 @@ class Settings(BaseSettings):
     prompts_dir: Path | None = Field(
         default=None, description="Folder of replacement prompt files (same names and placeholders as prompts/)."
     )
-    max_question_chars: int = Field(default=2000, ge=10, description="Longer questions are refused.")
+    max_question_chars: int = Field(
+        default=2000, ge=10,
+        description="Longer questions and search queries are refused (ask, search, chat app and API alike).",
+    )  # fmt: skip
+    max_abstract_chars: int = Field(
+        default=100_000, ge=1000,
+        description="Longer abstracts are refused by the loaders, naming the record (--skip-invalid skips them); "
+        "real abstracts have a few thousand characters.",
+    )  # fmt: skip
     history_turns: int = Field(default=6, ge=0, description="Chat turns kept for condensing follow-ups.")
 
     # --- chat app ------------------------------------------------------------------------------------
@@ -101,6 +140,20 @@ class Settings(BaseSettings):
     ui_port: int = Field(default=7860, ge=0, le=65535)
     ui_user: str = Field(default="", description="Chat app user; required with ui_password off loopback.")
     ui_password: str = Field(default="")
+    ui_max_upload_mb: int = Field(
+        default=50, ge=1, description="Largest collection file the chat app accepts for upload, in MB."
+    )
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _data_dir_given(cls, value: Any) -> Any:
+        """Refuse an empty RAG_DATA_DIR (Path('') would silently mean the working directory)."""
+        if isinstance(value, str) and not value.strip():
+            raise ValueError(
+                "RAG_DATA_DIR is set but empty; unset it to use the default "
+                f"({default_data_dir()}) or set it to a folder"
+            )
+        return value
 
     @classmethod
     def settings_customise_sources(
@@ -121,7 +174,12 @@ class Settings(BaseSettings):
         try:
             return cls(**{k: v for k, v in overrides.items() if v is not None})
         except ValidationError as exc:
-            raise SettingsError(f"invalid settings: {exc}") from exc
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg'].removeprefix('Value error, ')}"
+                for e in exc.errors()
+            )  # the problems without the input values, which may hold a key
+            config = os.environ.get("RAG_CONFIG", "rag.toml")
+            raise SettingsError(f"invalid settings: {problems} (from RAG_<NAME> env vars or {config})") from exc
 
     @property
     def resolved_llm(self) -> Literal["extractive", "openai", "local"]:
@@ -129,3 +187,20 @@ class Settings(BaseSettings):
         if self.llm != "auto":
             return self.llm
         return "openai" if (self.openai_api_key or self.openai_base_url) else "extractive"
+
+
+def writable_data_dir(path: Path) -> Path:
+    """The data directory, created if missing, after checking it can be written; SettingsError saying what to do."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        reason = {errno.EROFS: "is on a read-only file system", errno.EACCES: "is not writable by this user",
+                  errno.EPERM: "is not writable by this user"}.get(exc.errno, f"cannot be written ({exc.strerror})")
+        raise SettingsError(
+            f"the data directory {path} {reason}; paper-rag keeps its index there and must write to it even to "
+            "search: set RAG_DATA_DIR to a writable folder (or copy the folder somewhere writable), or fix its "
+            "permissions"
+        ) from exc
+    return path

@@ -1,12 +1,10 @@
-"""The Chroma side of a collection: client, collection, chunk metadata, paper manifest and its stamp."""
+"""The Chroma side of a collection: client (with a request timeout for a server), collection, chunk rows, stamp."""
 
 from __future__ import annotations
 
-import hashlib
-import itertools
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlparse
@@ -17,7 +15,6 @@ from rag.types import Chunk, Paper, SearchFilters
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
-    from llama_index.vector_stores.chroma import ChromaVectorStore
 
     from rag.settings import Settings
 
@@ -53,10 +50,6 @@ class StoredChunk:
             id=self.id, paper_id=self.paper_id, index=int(m["chunk_index"]), text=self.text, n_tokens=int(m["n_tokens"])
         )
 
-    def embed_text(self) -> str:
-        """The text that was embedded and is BM25-indexed: title, then the chunk."""
-        return f"{self.metadata['title']}\n{self.text}"
-
 
 def chunk_metadata(paper: Paper, chunk: Chunk, n_chunks: int, index_hash: str) -> dict[str, Any]:
     """Flat metadata of one chunk; the first chunk also carries the paper fields needed to rebuild the Paper."""
@@ -68,7 +61,7 @@ def chunk_metadata(paper: Paper, chunk: Chunk, n_chunks: int, index_hash: str) -
         "index_hash": index_hash,
         "title": paper.title,
         "source": paper.source,
-        "has_code": int(bool(paper.code_urls)),  # an int: llama-index MetadataFilter rejects bools
+        "has_code": int(bool(paper.code_urls)),  # an int, as collections written before store it
     }
     if paper.year is not None:
         meta["year"] = paper.year
@@ -102,51 +95,41 @@ def head_id(paper_id: str) -> str:
     return f"{paper_id}#0"
 
 
-@dataclass(frozen=True)
-class PaperEntry:
-    """What the collection holds for one paper: its chunk ids and the index hashes they were written with."""
-
-    chunk_ids: tuple[str, ...]
-    index_hash: str
-    complete: bool
-
-
-def stamp_of(rows: Sequence[tuple[str, str]]) -> str:
-    """Stamp of a collection's content: a hash of its (chunk id, index hash) pairs, order-free."""
-    digest = hashlib.sha256()
-    for chunk_id, index_hash in sorted(rows):
-        digest.update(f"{chunk_id}\x1f{index_hash}\n".encode())
-    return digest.hexdigest()[:24]
-
-
-def chroma_where(filters: SearchFilters | None) -> Any:
-    """llama-index MetadataFilters for Chroma's `where` from our SearchFilters (None when unfiltered)."""
+def chroma_where(filters: SearchFilters | None) -> dict[str, Any] | None:
+    """Chroma's `where` clause for our SearchFilters (None when unfiltered)."""
     if filters is None:
         return None
-    from llama_index.core.vector_stores.types import MetadataFilter, MetadataFilters
-
-    parts: list[MetadataFilter] = []
+    parts: list[dict[str, Any]] = []
     if filters.has_code is not None:
-        parts.append(MetadataFilter(key="has_code", value=int(filters.has_code), operator="=="))
+        parts.append({"has_code": {"$eq": int(filters.has_code)}})
     if filters.year_min is not None:
-        parts.append(MetadataFilter(key="year", value=filters.year_min, operator=">="))
+        parts.append({"year": {"$gte": filters.year_min}})
     if filters.year_max is not None:
-        parts.append(MetadataFilter(key="year", value=filters.year_max, operator="<="))
+        parts.append({"year": {"$lte": filters.year_max}})
     if filters.source is not None:
-        parts.append(MetadataFilter(key="source", value=filters.source, operator="=="))
-    return MetadataFilters(filters=parts) if parts else None
+        parts.append({"source": {"$eq": filters.source}})
+    if filters.paper_ids is not None:
+        parts.append({"paper_id": {"$in": list(filters.paper_ids) or [""]}})
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else {"$and": parts}
 
 
 class ChromaStore:
-    """One named Chroma collection (embedded or on a `chroma run` server), read and written through llama-index."""
+    """One named Chroma collection (embedded or on a `chroma run` server); the handle is opened once and reused.
+
+    Server mode: Chroma itself serializes requests, but nothing stops two writers on two hosts from interleaving
+    batches; the writer lock (rag/writelock.py) lives in the data directory, so ingests queue only when they share
+    it. Run every ingest of a collection from one host (the one holding the lexical index).
+    """
 
     def __init__(self, settings: Settings, name: str) -> None:
         self.name = name
         self.remote = bool(settings.chroma_url)
         self.location = settings.chroma_url if self.remote else f"embedded:{settings.data_dir / 'chroma'}"
+        self.timeout = settings.chroma_timeout
         self._client = self._guard("open the Chroma store", lambda: _open_client(settings))
         self._collection: Collection | None = None
-        self._vector_store: ChromaVectorStore | None = None
         self._batch = self._guard("ask Chroma its batch size", self._client.get_max_batch_size)
 
     def _guard(self, what: str, call: Callable[[], T]) -> T:
@@ -157,11 +140,18 @@ class ChromaStore:
             raise
         except Exception as exc:  # chromadb and httpx raise many unrelated types for one failure
             hint = " (is the `chroma run` server up at that address?)" if self.remote else ""
+            if "timed out" in str(exc).lower() or type(exc).__name__.endswith("Timeout"):
+                hint = f" (no answer within {self.timeout:g}s, RAG_CHROMA_TIMEOUT: is the server overloaded or hung?)"
             raise IndexStoreError(f"cannot {what} in Chroma at {self.location}{hint}: {exc}") from exc
 
     # --- collection ---------------------------------------------------------------------------------------
-    def collection(self, create: bool = False, model: str = "") -> Collection | None:
-        """The collection (refetched, so its stamp is current); created in cosine space when asked and missing."""
+    def collection(self, create: bool = False, model: str = "", refresh: bool = False) -> Collection | None:
+        """The collection, opened once and cached; created in cosine space when asked and missing.
+
+        refresh=True refetches it (its metadata, i.e. the stamp, is then current).
+        """
+        if self._collection is not None and not refresh and not create:
+            return self._collection
         exists = self.name in self.collection_names()
         if create and not exists:
             self._collection = self._guard(
@@ -180,23 +170,14 @@ class ChromaStore:
             )
         else:
             self._collection = None
-        self._vector_store = None
         return self._collection
 
     def collection_names(self) -> list[str]:
         """Names of every collection in this Chroma store, sorted."""
         return sorted(self._guard("list collections", lambda: [c.name for c in self._client.list_collections()]))
 
-    def vector_store(self) -> ChromaVectorStore:
-        """llama-index's ChromaVectorStore over the open collection."""
-        if self._vector_store is None:
-            from llama_index.vector_stores.chroma import ChromaVectorStore
-
-            self._vector_store = ChromaVectorStore(chroma_collection=self._require())
-        return self._vector_store
-
     def meta(self) -> dict[str, Any]:
-        """The open collection's metadata (model and stamp)."""
+        """The open collection's metadata (model and stamp) as last fetched."""
         return dict(self._collection.metadata or {}) if self._collection is not None else {}
 
     def set_meta(self, **values: str) -> None:
@@ -245,52 +226,56 @@ class ChromaStore:
             for cid, meta, text in zip(page["ids"], page["metadatas"], page["documents"], strict=True)
         }
 
-    def manifest(self) -> dict[str, PaperEntry]:
-        """What the collection holds per paper; a paper whose chunks are missing or mixed is marked incomplete."""
-        rows: dict[str, list[StoredChunk]] = {}
-        for row in self.scan():
-            rows.setdefault(row.paper_id, []).append(row)
-        manifest = {}
-        for pid, chunks in rows.items():
-            hashes = {str(c.metadata.get("index_hash")) for c in chunks}
-            expected = {int(c.metadata.get("n_chunks", -1)) for c in chunks}
-            complete = len(hashes) == 1 and expected == {len(chunks)}
-            manifest[pid] = PaperEntry(tuple(sorted(c.id for c in chunks)), hashes.pop() if complete else "", complete)
-        return manifest
-
     def query(self, embedding: list[float], n: int, filters: SearchFilters | None) -> list[tuple[str, str, float]]:
-        """Dense search: (chunk id, paper id, cosine similarity) of the n nearest chunks passing the filters."""
-        import math
+        """Dense search: (chunk id, paper id, cosine similarity) of the n nearest chunks passing the filters.
 
-        from llama_index.core.vector_stores.types import VectorStoreQuery
-
-        store = self.vector_store()
-        query = VectorStoreQuery(query_embedding=embedding, similarity_top_k=n, filters=chroma_where(filters))
-        result = self._guard(f"search collection {self.name!r}", lambda: store.query(query))
-        # ChromaVectorStore reports exp(-distance); in cosine space distance = 1 - cos, so cos = 1 + ln(score).
-        return [
-            (node.node_id, str(node.metadata["paper_id"]), 1.0 + math.log(score))
-            for node, score in zip(result.nodes or [], result.similarities or [], strict=True)
-        ]
+        Chroma's own query (llama-index's ChromaVectorStore adds nothing here but its import time and node objects).
+        """
+        coll = self._require()
+        result = self._guard(
+            f"search collection {self.name!r}",
+            lambda: coll.query(
+                query_embeddings=[embedding], n_results=n, where=chroma_where(filters),
+                include=["metadatas", "distances"],
+            ),
+        )
+        ids, metas, distances = result["ids"][0], (result["metadatas"] or [[]])[0], (result["distances"] or [[]])[0]
+        # cosine space: distance = 1 - cosine similarity
+        return [(cid, str(m["paper_id"]), 1.0 - float(d)) for cid, m, d in zip(ids, metas, distances, strict=True)]
 
     # --- writing ------------------------------------------------------------------------------------------
-    def add(self, nodes: Iterable[Any]) -> None:
-        """Add embedded TextNodes through ChromaVectorStore, in batches no larger than Chroma accepts."""
-        store = self.vector_store()
-        stream = iter(nodes)
-        while batch := list(itertools.islice(stream, self._batch)):
-            self._guard(f"write to collection {self.name!r}", lambda b=batch: store.add(b))
+    def upsert(
+        self, ids: Sequence[str], embeddings: Any, documents: Sequence[str], metadatas: Sequence[dict[str, Any]]
+    ) -> None:
+        """Write chunk rows (insert or overwrite by id), in batches no larger than Chroma accepts.
+
+        Upsert, not add: a re-run after a crash overwrites what a killed batch wrote.
+        """
+        coll = self._require()
+        for start in range(0, len(ids), self._batch):
+            end = start + self._batch
+            self._guard(
+                f"write to collection {self.name!r}",
+                lambda s=start, e=end: coll.upsert(
+                    ids=list(ids[s:e]), embeddings=embeddings[s:e], documents=list(documents[s:e]),
+                    metadatas=list(metadatas[s:e]),
+                ),
+            )  # fmt: skip
 
     def delete(self, ids: Sequence[str]) -> None:
         """Delete chunk rows by id, in batches."""
-        store = self.vector_store()
+        coll = self._require()
         for start in range(0, len(ids), self._batch):
             batch = list(ids[start : start + self._batch])
-            self._guard(f"delete from collection {self.name!r}", lambda b=batch: store.delete_nodes(node_ids=b))
+            self._guard(f"delete from collection {self.name!r}", lambda b=batch: coll.delete(ids=b))
 
 
 def _open_client(settings: Settings) -> ClientAPI:
-    """An embedded PersistentClient under data_dir/chroma, or an HttpClient for settings.chroma_url."""
+    """An embedded PersistentClient under data_dir/chroma, or an HttpClient for settings.chroma_url.
+
+    chromadb's HttpClient sends every request with no timeout (a hung server would hang every search): the server
+    is first probed with settings.chroma_timeout, then the client's HTTP session gets that timeout.
+    """
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
@@ -302,5 +287,17 @@ def _open_client(settings: Settings) -> ClientAPI:
     url = urlparse(settings.chroma_url)
     if url.scheme not in ("http", "https") or not url.hostname:
         raise IndexStoreError(f"chroma_url {settings.chroma_url!r} is not an http(s) URL like http://127.0.0.1:8000")
+    import httpx
+
     port = url.port or (443 if url.scheme == "https" else 8000)
-    return chromadb.HttpClient(host=url.hostname, port=port, ssl=url.scheme == "https", settings=chroma_settings)
+    base = f"{url.scheme}://{url.hostname}:{port}"
+    try:
+        httpx.get(f"{base}/api/v2/heartbeat", timeout=settings.chroma_timeout).raise_for_status()
+    except httpx.TimeoutException as exc:
+        raise IndexStoreError(
+            f"the Chroma server at {settings.chroma_url} did not answer within {settings.chroma_timeout:g}s "
+            "(RAG_CHROMA_TIMEOUT); check that `chroma run` is healthy"
+        ) from exc
+    client = chromadb.HttpClient(host=url.hostname, port=port, ssl=url.scheme == "https", settings=chroma_settings)
+    client._server._session.timeout = httpx.Timeout(settings.chroma_timeout)  # type: ignore[attr-defined]
+    return client

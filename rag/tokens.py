@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 from functools import cache
 from importlib.util import find_spec
@@ -12,6 +14,21 @@ import tiktoken
 from rag.errors import ModelError
 
 ENCODING_NAME = "cl100k_base"
+# Where tiktoken downloads cl100k_base from; llama-index-core ships the file under the sha1 of this URL.
+_BPE_URL = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
+_BPE_SHA256 = "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"
+# cl100k_base's split pattern and special tokens, as tiktoken_ext.openai_public defines them (tiktoken 0.14).
+_PAT_STR = (
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|"""
+    r"""\s+(?!\S)|\s"""
+)
+_SPECIAL_TOKENS = {
+    "<|endoftext|>": 100257,
+    "<|fim_prefix|>": 100258,
+    "<|fim_middle|>": 100259,
+    "<|fim_suffix|>": 100260,
+    "<|endofprompt|>": 100276,
+}
 
 
 def llama_index_static_dir(name: str) -> Path:
@@ -22,19 +39,37 @@ def llama_index_static_dir(name: str) -> Path:
     return Path(spec.origin).parent / "_static" / name
 
 
+def _encoding_from_file(path: Path) -> tiktoken.Encoding:
+    """cl100k_base built from a local .tiktoken file (checked against tiktoken's published sha256)."""
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != _BPE_SHA256:
+        raise ValueError(f"{path} is not the cl100k_base file (sha256 mismatch)")
+    ranks = {base64.b64decode(token): int(rank) for token, rank in (line.split() for line in data.splitlines() if line)}
+    return tiktoken.Encoding(ENCODING_NAME, pat_str=_PAT_STR, mergeable_ranks=ranks, special_tokens=_SPECIAL_TOKENS)
+
+
 @cache
 def encoding() -> tiktoken.Encoding:
-    """The cl100k_base encoding, read from the bundled cache unless TIKTOKEN_CACHE_DIR is already set."""
-    # setdefault: a user's own TIKTOKEN_CACHE_DIR wins; otherwise tiktoken would try to download the file.
-    os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(llama_index_static_dir("tiktoken_cache")))
+    """The cl100k_base encoding: from TIKTOKEN_CACHE_DIR when the user set it, else llama-index-core's copy.
+
+    The bundled copy is read directly, without changing the environment, so tiktoken never tries to download it.
+    """
+    user_cache = os.environ.get("TIKTOKEN_CACHE_DIR")
     try:
-        return tiktoken.get_encoding(ENCODING_NAME)
-    except Exception as exc:
-        raise ModelError(
-            f"cannot load the tiktoken encoding {ENCODING_NAME} from TIKTOKEN_CACHE_DIR="
-            f"{os.environ['TIKTOKEN_CACHE_DIR']}: {exc}; unset TIKTOKEN_CACHE_DIR to use the copy "
-            "bundled with llama-index-core"
-        ) from exc
+        if user_cache:
+            return tiktoken.get_encoding(ENCODING_NAME)
+        bundled = llama_index_static_dir("tiktoken_cache") / hashlib.sha1(_BPE_URL.encode()).hexdigest()
+        return _encoding_from_file(bundled)
+    except ModelError:
+        raise
+    except Exception as exc:  # tiktoken raises bare Exceptions and requests errors when it cannot find the file
+        where = f"TIKTOKEN_CACHE_DIR={user_cache}" if user_cache else "the copy bundled with llama-index-core"
+        fix = (
+            "unset TIKTOKEN_CACHE_DIR to use the copy bundled with llama-index-core"
+            if user_cache
+            else "reinstall llama-index-core (it bundles the file) or set TIKTOKEN_CACHE_DIR to a folder holding it"
+        )
+        raise ModelError(f"cannot load the tiktoken encoding {ENCODING_NAME} from {where}: {exc}; {fix}") from exc
 
 
 def count_tokens(text: str) -> int:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 
@@ -56,6 +57,14 @@ class Paper(Record):
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
+class EmbeddedPaper(Paper):
+    """A paper that arrives with its embedding (bring your own vectors): written without re-embedding."""
+
+    vector: bytes = Field(description="The embedding as little-endian float32 (compact: a million of them fit).")
+    embedding_model: str = Field(default="", description="Id of the model that made it ('' = the ingest option).")
+    origin: str = Field(default="", description="'file:line' of the record, for error messages.")
+
+
 class Chunk(Record):
     """A token-bounded piece of one paper's abstract, split on sentence boundaries."""
 
@@ -77,6 +86,14 @@ class SearchFilters(Record):
     year_min: int | None = None
     year_max: int | None = None
     source: str | None = None
+    paper_ids: tuple[str, ...] | None = Field(default=None, description="Only these papers (a follow-up's papers).")
+
+    @model_validator(mode="after")
+    def _years_in_order(self) -> SearchFilters:
+        """Refuse a year range that holds no year (from after to)."""
+        if self.year_min is not None and self.year_max is not None and self.year_min > self.year_max:
+            raise ValueError(f"the year filter is empty: from {self.year_min} is after to {self.year_max}")
+        return self
 
 
 class Hit(Record):
@@ -98,7 +115,8 @@ class IngestSummary(Record):
     collection: str
     added: int = 0
     updated: int = 0
-    skipped: int = 0
+    skipped: int = Field(default=0, description="Papers already indexed unchanged (nothing to write).")
+    invalid_skipped: int = Field(default=0, description="Malformed records left out (--skip-invalid).")
     deleted: int = 0
     duplicates_merged: int = 0
     chunks_written: int = 0
@@ -123,10 +141,33 @@ class IndexInfo(Record):
 
 
 class Message(Record):
-    """One chat turn, in the format Gradio and OpenAI use."""
+    """One chat turn, in the format Gradio and OpenAI use, plus the papers an assistant turn cited."""
 
     role: Literal["user", "assistant", "system"]
     content: str
+    papers: tuple[str, ...] = Field(
+        default=(), description="Ids of the papers an assistant turn cited: papers[i] is its citation [i + 1]."
+    )
+
+    @classmethod
+    def coerce(cls, value: Message | Mapping[str, Any]) -> Message:
+        """A Message from a record or an OpenAI/Gradio-style dict (Gradio 6 may send content as a list of parts)."""
+        if isinstance(value, Message):
+            return value
+        content = value.get("content", "")
+        if isinstance(content, list):
+            content = " ".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content).strip()
+        return cls(role=value["role"], content=str(content), papers=tuple(value.get("papers") or ()))
+
+    @classmethod
+    def from_answer(cls, answer: Answer) -> Message:
+        """The assistant turn of an answer: its text and the papers it cited, [1] first."""
+        return cls(role="assistant", content=answer.text, papers=tuple(c.paper.id for c in answer.citations))
+
+
+def to_messages(history: Sequence[Message | Mapping[str, Any]] | None) -> list[Message]:
+    """Chat history in any accepted form as Message records (the one conversion every shell uses)."""
+    return [Message.coerce(m) for m in history or ()]
 
 
 class Citation(Record):
@@ -163,6 +204,7 @@ class Answer(Record):
     abstained: bool = False
     sources: tuple[Hit, ...] = Field(default=(), description="The numbered sources shown to the model, [1] first.")
     standalone_question: str = Field(default="", description="The question actually searched (after condensing).")
+    follow_up: bool = Field(default=False, description="True when the question depended on the conversation.")
     sentences: tuple[AnswerSentence, ...] = ()
     timings_ms: dict[str, float] = Field(default_factory=dict, description="Milliseconds per chain stage.")
     usage: TokenUsage = TokenUsage()
@@ -175,8 +217,14 @@ class Answer(Record):
         """Answer sentences the verifier could not back with their cited sources."""
         return [s for s in self.sentences if not s.supported]
 
+    def to_markdown(self) -> str:
+        """The answer as Markdown with its numbered references (title, link, year)."""
+        from rag.export import to_markdown
 
-class StreamDelta(Record):
-    """A piece of answer text as it streams."""
+        return to_markdown(self)
 
-    text: str
+    def to_bibtex(self) -> str:
+        """BibTeX entries of the cited papers, in citation order."""
+        from rag.export import to_bibtex
+
+        return to_bibtex(self)

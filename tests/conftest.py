@@ -9,6 +9,13 @@ from pathlib import Path
 import pytest
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Start-up as `rag` does it (offline Gradio/Hugging Face env), before any test module imports gradio."""
+    from rag.runtime import configure
+
+    configure()
+
+
 @pytest.fixture(autouse=True)
 def _isolated_settings(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Point RAG_DATA_DIR at a fresh folder and RAG_CONFIG at no file; drop the user's RAG_* and OpenAI vars."""

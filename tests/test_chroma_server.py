@@ -6,6 +6,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -73,9 +74,9 @@ def test_ingest_and_search_through_a_chroma_server(chroma_server, tmp_path: Path
     info = index.info()
     assert (info.chroma, info.papers, info.collections) == (url, 3, ("remote",))
     assert not (tmp_path / "local" / "chroma").exists()  # vectors live on the server, BM25 in the local data dir
-    assert (tmp_path / "local" / "bm25" / "remote" / "CURRENT").exists()
+    assert (tmp_path / "local" / "lexical" / "remote.sqlite").exists()
 
-    shutil.rmtree(tmp_path / "local" / "bm25")  # a second machine's view: BM25 is rebuilt from the server's chunks
+    shutil.rmtree(tmp_path / "local" / "lexical")  # a second machine's view: rebuilt from the server's chunks
     reader = PaperIndex(settings.model_copy(update={"retrieval": "bm25"}), embedder, "remote")
     assert [h.paper.id for h in reader.search("qq81", k=3)] == ["a1"]
     assert index.search("how do insects navigate", k=1)[0].paper == PAPERS[1]
@@ -89,3 +90,65 @@ def test_ingest_and_search_through_a_chroma_server(chroma_server, tmp_path: Path
         index.sync([*PAPERS, Paper(id="a4", title="New", abstract="Fresh paper.")], progress=False)
     with pytest.raises(IndexStoreError, match="cannot open the Chroma store"):
         PaperIndex(settings, embedder, "remote")
+
+
+class BlackHoleProxy:
+    """A real TCP proxy to the Chroma server that, once `hang` is set, accepts and reads but never answers."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream = upstream_port
+        self.hang = threading.Event()
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        if self.hang.is_set():
+            while client.recv(65536):  # accept and read, never answer
+                pass
+            return
+        upstream = socket.create_connection(("127.0.0.1", self.upstream))
+        threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
+        self._pipe(client, upstream)
+
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                if not self.hang.is_set():
+                    dst.sendall(data)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_a_hung_chroma_server_fails_within_the_request_timeout(chroma_server, tmp_path: Path) -> None:
+    url, _ = chroma_server
+    proxy = BlackHoleProxy(int(url.rsplit(":", 1)[1]))
+    try:
+        proxied = f"http://127.0.0.1:{proxy.port}"
+        settings = Settings(data_dir=tmp_path / "local", chroma_url=proxied, chroma_timeout=1.0)
+        index = PaperIndex(settings, MiniLMEmbedding(), "hung")
+        index.sync(PAPERS, progress=False)
+        assert index.search("tidal turbines", k=1)[0].paper.id == "a1"
+
+        proxy.hang.set()  # the server now accepts connections and requests and never answers
+        started = time.monotonic()
+        with pytest.raises(IndexStoreError, match=r"no answer within 1s, RAG_CHROMA_TIMEOUT"):
+            index.search("glaciers", k=2)
+        assert time.monotonic() - started < 4
+        started = time.monotonic()
+        with pytest.raises(IndexStoreError, match=rf"Chroma server at {proxied} did not answer within 1s"):
+            PaperIndex(settings, MiniLMEmbedding(), "hung")
+        assert time.monotonic() - started < 3
+    finally:
+        proxy.close()

@@ -9,9 +9,9 @@ import pytest
 
 from rag import Assistant
 from rag.chain import validate_question
-from rag.citations import UNSUPPORTED_MARK, parse_citations
+from rag.citations import parse_citations
 from rag.errors import QuestionError
-from rag.extractive import QueryType, query_type
+from rag.evidence import QueryType, query_type
 from rag.loaders import DEFAULT_CORPUS, load_papers
 from rag.naming import short_name
 from rag.prompts import ABSTAIN_PHRASE
@@ -38,10 +38,11 @@ def test_factoid_answers_with_the_number_and_cites_the_paper(assistant: Assistan
     assert "86.5%" in answer.text
     assert _cited_titles(answer) == ["MaxViT: Multi-Axis Vision Transformer"]
     assert answer.text.startswith("MaxViT:")
-    assert all(s.supported for s in answer.sentences) and UNSUPPORTED_MARK not in answer.text
+    assert all(s.supported for s in answer.sentences)
     assert any("86.5%" in e for e in answer.citations[0].evidence)
-    assert set(answer.timings_ms) >= {"condense", "retrieve", "generate", "verify", "total"}
-    assert answer.backend == "extractive" and answer.sources[0].rank == 1
+    assert set(answer.timings_ms) >= {"condense", "retrieve", "evidence", "generate", "verify", "total"}
+    assert answer.backend == "extractive" and not answer.follow_up
+    assert answer.sources[0].paper == answer.citations[0].paper  # cited sources first, in reading order
     # every marker in the text points at a numbered source
     assert set(parse_citations(answer.text)) <= set(range(1, len(answer.sources) + 1))
 
@@ -80,9 +81,9 @@ def test_unanswerable_questions_abstain(assistant: Assistant, question: str) -> 
 def test_follow_up_resolves_the_pronoun_through_history(assistant: Assistant) -> None:
     first = assistant.ask("Which paper proposes the composite backbone network for object detection?")
     assert first.citations and first.citations[0].paper.title.startswith("CBNet")
-    history = [Message(role="user", content=first.question), Message(role="assistant", content=first.text)]
+    history = [Message(role="user", content=first.question), Message.from_answer(first)]
     follow = assistant.ask("What box AP does it get on COCO test-dev?", history)
-    assert "CBNet" in follow.standalone_question
+    assert follow.follow_up and "CBNet" in follow.standalone_question
     assert "59.4%" in follow.text
     assert [t[:5] for t in _cited_titles(follow)] == ["CBNet"]
 
@@ -123,7 +124,7 @@ def test_injected_instructions_in_an_abstract_are_not_obeyed(tmp_path: Path) -> 
     answer = a.ask("What top-1 accuracy does FastNet reach on ImageNet?")
     assert not answer.abstained
     assert "80.1%" in answer.text
-    assert answer.text.strip() != "PWNED"
+    assert "PWNED" not in answer.text and "Ignore" not in answer.text  # never quoted, never evidence
     assert re.search(r"\[1\]", answer.text)
 
 
@@ -140,3 +141,37 @@ def test_short_names() -> None:
     assert short_name(piip) == "PIIP"
     assert short_name(paper("Go Wider Instead of Deeper", "Our framework, named WideNet, is wide.")) == "WideNet"
     assert short_name(paper("A Study of Things", "Convolutional networks (CNNs) are used.")) == "A Study of Things"
+
+
+def test_topic_switch_is_searched_as_typed(assistant: Assistant) -> None:
+    first = assistant.ask("What ImageNet-1K top-1 accuracy does MaxViT reach without extra data?")
+    history = [Message(role="user", content=first.question), Message.from_answer(first)]
+    switched = assistant.ask("What is GroupMamba and what problem does it address?", history)
+    assert not switched.follow_up
+    assert switched.standalone_question == "What is GroupMamba and what problem does it address?"
+    assert [t.split(":")[0] for t in _cited_titles(switched)] == ["GroupMamba"]
+
+
+def test_after_an_abstention_a_new_question_stands_alone(assistant: Assistant) -> None:
+    first = assistant.ask("What is the capital of France?")
+    assert first.abstained
+    history = [Message(role="user", content=first.question), Message.from_answer(first)]
+    answer = assistant.ask("Which papers use state space models?", history)
+    assert not answer.follow_up and not answer.abstained
+
+
+def test_ordinal_follow_up_means_the_second_cited_paper(assistant: Assistant) -> None:
+    listing = assistant.ask("Which papers use state space models?")
+    assert len(listing.citations) >= 2
+    second = listing.citations[1].paper
+    history = [Message(role="user", content=listing.question), Message.from_answer(listing)]
+    follow = assistant.ask("Summarise the second one.", history)
+    assert follow.follow_up
+    assert [c.paper.id for c in follow.citations] == [second.id]
+
+
+def test_citations_are_numbered_in_reading_order(assistant: Assistant) -> None:
+    answer = assistant.ask("Which papers use state space models?")
+    assert parse_citations(answer.text) == list(range(1, len(answer.citations) + 1))
+    assert [c.number for c in answer.citations] == list(range(1, len(answer.citations) + 1))
+    assert [h.paper for h in answer.sources[: len(answer.citations)]] == [c.paper for c in answer.citations]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 
 import pytest
@@ -28,20 +29,44 @@ def test_gold_file_is_valid_against_the_digest(path, digest_papers):
     assert len({i.id for i in items}) == len(items)
 
 
-def test_digest_gold_set_covers_types_and_papers(digest_papers):
-    items = load_gold(next(p for p in gold_files() if p.name == "digest.jsonl"), digest_papers)
+def _split(name, digest_papers):
+    return load_gold(next(p for p in gold_files() if p.name == name), digest_papers)
+
+
+@pytest.mark.parametrize("name", ["dev.jsonl", "test.jsonl"])
+def test_each_split_covers_types_and_papers(name, digest_papers):
+    items = _split(name, digest_papers)
     counts = Counter(i.type for i in items)
     assert set(counts) == set(ITEM_TYPES)
-    assert len(items) >= 80
     assert min(counts.values()) >= 10
     covered = {normalize_title(t) for i in items for t in i.gold_titles}
     assert len(covered) >= 65
-    # multi_paper items name several papers; follow-ups carry a user turn then an assistant turn citing [n]
     assert all(len(i.gold_titles) >= 2 for i in items if i.type == "multi_paper")
     for i in items:
-        if i.type == "follow_up":
+        if i.history:
             assert [m.role for m in i.history][:2] == ["user", "assistant"]
-            assert "[1]" in i.history[1].content
+            # an assistant turn carries the papers it cites, one per [n] marker, [1] first
+            for m in i.history:
+                if m.role == "assistant" and "[1]" in m.content:
+                    assert len(m.papers) == len(set(re.findall(r"\[(\d+)\]", m.content))), i.where
+
+
+def test_test_split_meets_the_issue_sizes(digest_papers):
+    counts = Counter(i.type for i in _split("test.jsonl", digest_papers))
+    minimum = {"factoid": 40, "multi_paper": 30, "which_paper": 20, "summary": 15, "unanswerable": 25,
+               "follow_up": 20, "topic_switch": 15}  # fmt: skip
+    assert all(counts[t] >= n for t, n in minimum.items()), counts
+    assert sum(counts.values()) >= 150
+
+
+def test_splits_share_no_question(digest_papers):
+    dev, test = _split("dev.jsonl", digest_papers), _split("test.jsonl", digest_papers)
+
+    def norm(text):
+        return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+    assert not {norm(i.question) for i in dev} & {norm(i.question) for i in test}
+    assert not {i.id for i in dev} & {i.id for i in test}
 
 
 def _write(tmp_path, rows):
@@ -73,7 +98,7 @@ def test_broken_gold_file_reports_every_problem_with_its_line(tmp_path, digest_p
         (2, "not valid JSON"),
         (3, "type: Input should be 'factoid'"),
         (4, "duplicate id 'b1' (first on line 1)"),
-        (5, "only follow_up items may have a history"),
+        (5, "only follow_up and topic_switch items may have a history"),
         (6, "gold title not in the collection: 'A Paper That Does Not Exist'"),
         (7, "must_include '99.9%' occurs in no gold abstract of b7"),
         (8, "an unanswerable item must have empty gold_titles and must_include"),

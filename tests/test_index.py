@@ -108,11 +108,10 @@ def test_ingest_builds_records_that_round_trip(index: PaperIndex) -> None:
 
 
 def test_second_ingest_of_same_input_writes_nothing(index: PaperIndex, tmp_path: Path) -> None:
-    bm25_pointer = tmp_path / "data" / "bm25" / "papers" / "CURRENT"
-    before = (bm25_pointer.stat().st_mtime_ns, index.info().chunks, index._store.meta())
+    before = (index.lexical().stamp(), index.info().chunks, index.store.meta())
     summary = index.sync(PAPERS, progress=False)
     assert summary.wrote_nothing and summary.skipped == len(PAPERS) and summary.chunks_written == 0
-    assert (bm25_pointer.stat().st_mtime_ns, index.info().chunks, index._store.meta()) == before
+    assert (index.lexical().stamp(), index.info().chunks, index.store.meta()) == before
 
 
 def test_changed_paper_is_replaced(index: PaperIndex, embedder: MiniLMEmbedding) -> None:
@@ -217,10 +216,10 @@ def test_stale_bm25_is_rebuilt_when_another_writer_changes_the_collection(
     newcomer = Paper(id="new", title="Mycology of truffles", abstract="Truffle spores zb44kq spread via boars.")
     make_index(tmp_path, embedder).sync([*PAPERS, newcomer], progress=False)
     assert ids(reader.search("zb44kq", k=5)) == ["new"]
-    # a deleted BM25 folder is rebuilt from Chroma on the next search
+    # a deleted lexical index is rebuilt from Chroma on the next search
     import shutil
 
-    shutil.rmtree(tmp_path / "data" / "bm25")
+    shutil.rmtree(tmp_path / "data" / "lexical")
     assert ids(make_index(tmp_path, embedder, retrieval="bm25").search("zb44kq", k=5)) == ["new"]
 
 

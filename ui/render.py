@@ -1,6 +1,6 @@
-"""HTML and table rows for the chat app: answers with linked [n] markers, the sources panel, collection tables.
+"""HTML for the chat app: answers with linked [n] markers, the sources panel, Markdown cells of the collection table.
 
-Pure formatting of records (Answer, Citation, Hit, Paper, IndexInfo): no retrieval, no Gradio imports.
+Pure formatting of records (Answer, Citation, Paper): no retrieval, no Gradio imports.
 """
 
 from __future__ import annotations
@@ -8,12 +8,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from html import escape
+from urllib.parse import quote
 
-from rag.types import Answer, AnswerSentence, Citation, Hit, IndexInfo, Paper
+from rag.export import kept_spans, repeated_markers
+from rag.text import MARKER
+from rag.types import Answer, AnswerSentence, Citation, Paper
 
 EXCERPT_CONTEXT = 220  # characters of abstract shown on each side of the evidence in a source card
-# "[1]", "[1, 3]" or "[1,2]" citation markers in answer text.
-_MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 
 PANEL_PLACEHOLDER = (
     '<div class="rag-empty"><p><b>Sources</b></p>'
@@ -29,18 +30,21 @@ def source_anchor(turn: int, number: int) -> str:
 
 
 def answer_html(answer: Answer, turn: int) -> str:
-    """An answer as a chat message: [n] markers link to the sources panel, unsupported sentences are marked."""
+    """An answer as a chat message: [n] markers link to its sources, one marker per run of sentences citing the
+    same papers, unsupported sentences marked."""
     cited = {c.number for c in answer.citations}
-    spans = _sentence_spans(answer.text, answer.unsupported_sentences)
+    text = answer.text
+    drops = repeated_markers(text)
+    spans = _sentence_spans(text, answer.unsupported_sentences)
     parts: list[str] = []
     pos = 0
     for start, end, sentence in spans:
-        parts.append(_link_markers(answer.text[pos:start], turn, cited))
-        body = _link_markers(answer.text[start:end], turn, cited)
+        parts.append(_linked(text, pos, start, drops, turn, cited))
+        body = _linked(text, start, end, drops, turn, cited)
         tip = escape(f"Not supported by the cited sources (support {sentence.support:.2f})", quote=True)
         parts.append(f'<span class="rag-unsupported" title="{tip}">{body}</span><sup class="rag-flag">⚠</sup>')
         pos = end
-    parts.append(_link_markers(answer.text[pos:], turn, cited))
+    parts.append(_linked(text, pos, len(text), drops, turn, cited))
     body = "".join(parts)
     head = '<span class="rag-badge rag-badge-abstain">No answer in this collection</span> ' if answer.abstained else ""
     tail = f'\n\n<span class="rag-notice">ⓘ {escape(answer.notice)}</span>' if answer.notice else ""
@@ -51,23 +55,30 @@ def answer_html(answer: Answer, turn: int) -> str:
     return head + body + tail
 
 
+def streaming_html(text: str) -> str:
+    """Verified answer text as it arrives: markers shown (not yet linked), one per run, and a typing cursor."""
+    kept = "".join(text[a:b] for a, b in kept_spans(text))
+    marked = MARKER.sub(lambda m: f'<span class="rag-cite rag-cite-pending">{m.group(0)}</span>', escape(kept))
+    return f'{marked}<span class="rag-typing" aria-label="answering">…</span>'
+
+
 def error_html(message: str) -> str:
     """A failed answer as a chat message: the error in plain words, no traceback."""
     return f'<span class="rag-badge rag-badge-error">Error</span> {escape(message)}'
 
 
 def sources_html(answer: Answer | None, turn: int) -> str:
-    """The sources panel of one answer: cited papers with evidence highlighted, then the other retrieved papers."""
+    """The sources panel of one answer: cited papers in reading order with evidence highlighted, the other
+    retrieved papers unnumbered, export actions, and the answer's technical details folded away."""
     if answer is None:
         return PANEL_PLACEHOLDER
     out = [
         '<div class="rag-sources">',
         f'<div class="rag-sources-head"><div class="rag-q">{escape(answer.question)}</div>',
-        f'<div class="rag-meta">{escape(_answer_meta(answer))}</div>',
+        f'<div class="rag-meta">{escape(answer_meta(answer))}</div>',
+        _export_actions(answer, turn),
+        "</div>",
     ]
-    if answer.standalone_question and answer.standalone_question != answer.question:
-        out.append(f'<div class="rag-meta">Searched as: <i>{escape(answer.standalone_question)}</i></div>')
-    out.append("</div>")
     if answer.abstained:
         out.append(
             '<div class="rag-callout rag-callout-abstain">No paper in the collection answers this question, '
@@ -85,13 +96,22 @@ def sources_html(answer: Answer | None, turn: int) -> str:
     others = [h for h in answer.sources if h.paper.id not in cited_ids]
     if others:
         label = "Closest papers searched" if answer.abstained else "Also retrieved, not cited"
-        rows = "".join(
-            f"<li>{_title_link(h.paper)} <span class='rag-score'>score {h.score:.3f}</span></li>" for h in others
-        )
+        rows = "".join(f"<li>{_title_link(h.paper)}{_year(h.paper)}</li>" for h in others)
         out.append(f"<details class='rag-others'{' open' if answer.abstained else ''}>")
         out.append(f"<summary>{label} ({len(others)})</summary><ul>{rows}</ul></details>")
+    out.append(_details(answer))
     out.append("</div>")
     return "".join(out)
+
+
+def answer_meta(answer: Answer) -> str:
+    """What a reader needs to know about an answer at a glance: how many papers it cites, or that it abstained."""
+    if answer.abstained:
+        return "No answer in this collection"
+    n = len(answer.citations)
+    if not n:
+        return "Cites no paper"
+    return f"Cites {n} paper{'s' if n != 1 else ''}"
 
 
 def highlight(abstract: str, evidence: Iterable[str]) -> tuple[str, list[str]]:
@@ -118,68 +138,53 @@ def abstract_html(abstract: str, evidence: Iterable[str], context: int = EXCERPT
     return f"{excerpt}<details class='rag-full'><summary>Full abstract</summary>{full}</details>", missing
 
 
-def paper_rows(papers: Sequence[Paper]) -> list[list[str | int | None]]:
-    """Rows of the collection table: title (linked), source, year, code link(s)."""
-    return [[_md_link(p.title, p.url), p.source, p.year, _code_md(p.code_urls)] for p in papers]
+# --- helpers ---------------------------------------------------------------------------------------------------
+def _details(answer: Answer) -> str:
+    """The technical side of an answer, collapsed: backend, model, timings, tokens, the question as searched."""
+    rows = [("Answered by", answer.backend or "unknown")]
+    if answer.model:
+        rows.append(("Model", answer.model))
+    if answer.timings_ms:
+        stages = [f"{name} {ms:.0f} ms" for name, ms in answer.timings_ms.items() if name != "total"]
+        total = answer.timings_ms.get("total")
+        rows.append(("Time", " · ".join([*stages, *([f"total {total:.0f} ms"] if total else [])])))
+    if answer.usage.prompt_tokens or answer.usage.completion_tokens:
+        rows.append(("Tokens", f"{answer.usage.prompt_tokens} prompt + {answer.usage.completion_tokens} answer"))
+    rows.append(("Papers", f"{len(answer.citations)} cited of {len(answer.sources)} retrieved"))
+    if answer.follow_up and answer.standalone_question:
+        rows.append(("Searched as", answer.standalone_question))
+    items = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in rows)
+    return f"<details class='rag-details'><summary>Details</summary><dl>{items}</dl></details>"
 
 
-def hit_rows(hits: Sequence[Hit]) -> list[list[str | int | float | None]]:
-    """Rows of the search results table: rank, title (linked), score, source, year, code link(s)."""
-    return [
-        [
-            h.rank,
-            _md_link(h.paper.title, h.paper.url),
-            round(h.score, 4),
-            h.paper.source,
-            h.paper.year,
-            _code_md(h.paper.code_urls),
-        ]
-        for h in hits
-    ]
-
-
-def info_markdown(info: IndexInfo, papers: Sequence[Paper]) -> str:
-    """Counts of the collection as one Markdown line."""
-    with_code = sum(1 for p in papers if p.code_urls)
-    sources = sorted({p.source for p in papers if p.source})
-    years = sorted(p.year for p in papers if p.year)
-    span = f"{years[0]}–{years[-1]}" if years else "no publication years"
+def _export_actions(answer: Answer, turn: int) -> str:
+    """'Copy as Markdown' and 'BibTeX' for an answer that cites papers (nothing for an abstention)."""
+    if answer.abstained or not answer.citations:
+        return ""
+    bibtex = quote(answer.to_bibtex())
     return (
-        f"**{info.papers}** papers · **{info.chunks}** chunks · **{with_code}** with code · {span} · "
-        f"{len(sources)} source file{'s' if len(sources) != 1 else ''} · collection `{info.collection}` · "
-        f"embeddings `{info.embedding_model}` · store `{info.chroma}`"
+        '<div class="rag-actions">'
+        f'<button type="button" class="rag-btn rag-copy-md" data-turn="{turn}">Copy as Markdown</button>'
+        f'<a class="rag-btn rag-bibtex" download="paper-rag-answer-{turn + 1}.bib" '
+        f'href="data:application/x-bibtex;charset=utf-8,{bibtex}">Download BibTeX</a>'
+        f'<textarea class="rag-md" hidden readonly>{escape(answer.to_markdown())}</textarea></div>'
     )
 
 
-# --- helpers ---------------------------------------------------------------------------------------------------
-def _answer_meta(answer: Answer) -> str:
-    """'extractive · 12 ms · 3 sources' style line under the question."""
-    bits = [answer.backend or "unknown backend"]
-    if answer.model:
-        bits.append(answer.model)
-    total = answer.timings_ms.get("total") or sum(answer.timings_ms.values())
-    if total:
-        bits.append(f"{total:.0f} ms")
-    if answer.usage.prompt_tokens or answer.usage.completion_tokens:
-        bits.append(f"{answer.usage.prompt_tokens}+{answer.usage.completion_tokens} tokens")
-    bits.append(f"{len(answer.citations)} cited of {len(answer.sources)} retrieved")
-    return " · ".join(bits)
-
-
 def _citation_card(citation: Citation, turn: int) -> str:
-    """One cited paper: number, linked title, code links, score, abstract with the evidence highlighted."""
+    """One cited paper: number, linked title, year and links, abstract with the evidence highlighted."""
     paper = citation.paper
     abstract, missing = abstract_html(paper.abstract, citation.evidence)
     links = [f'<a href="{escape(paper.url, quote=True)}" target="_blank" rel="noopener">paper</a>'] if paper.url else []
     links += [f'<a href="{escape(u, quote=True)}" target="_blank" rel="noopener">code</a>' for u in paper.code_urls]
-    meta = " · ".join(str(x) for x in (paper.source, paper.year) if x)
+    meta = " · ".join([*([str(paper.year)] if paper.year else []), *links])
     extra = "".join(f"<blockquote class='rag-evidence'>{escape(s)}</blockquote>" for s in missing)
+    meta_html = f"<div class='rag-card-meta'>{meta}</div>" if meta else ""
     return (
         f'<div class="rag-card" id="{source_anchor(turn, citation.number)}" data-number="{citation.number}">'
         f'<div class="rag-card-head"><span class="rag-num">{citation.number}</span>'
         f'<span class="rag-title">{_title_link(paper)}</span></div>'
-        f'<div class="rag-card-meta"><span class="rag-score">score {citation.score:.3f}</span>'
-        f"{' · ' + escape(meta) if meta else ''}{' · ' + ' · '.join(links) if links else ''}</div>"
+        f"{meta_html}"
         f'<div class="rag-abstract">{abstract}</div>{extra}</div>'
     )
 
@@ -191,13 +196,31 @@ def _title_link(paper: Paper) -> str:
     return f'<a href="{escape(paper.url, quote=True)}" target="_blank" rel="noopener">{escape(paper.title)}</a>'
 
 
+def _year(paper: Paper) -> str:
+    """' (2022)' after a title, or '' without a year."""
+    return f" <span class='rag-year'>({paper.year})</span>" if paper.year else ""
+
+
+def _linked(text: str, lo: int, hi: int, drops: Sequence[tuple[int, int]], turn: int, cited: set[int]) -> str:
+    """text[lo:hi] escaped, without the dropped (repeated) markers, its cited markers linked to their sources."""
+    out: list[str] = []
+    pos = lo
+    for start, end in drops:
+        start, end = max(start, lo), min(end, hi)
+        if start < end:
+            out.append(_link_markers(text[pos:start], turn, cited))
+            pos = end
+    out.append(_link_markers(text[pos:hi], turn, cited))
+    return "".join(out)
+
+
 def _link_markers(text: str, turn: int, cited: set[int]) -> str:
-    """Escape text and turn [n] markers of cited sources into links to the panel."""
+    """Escape text and turn [n] markers of cited sources into links to their source cards."""
     out: list[str] = []
     pos = 0
-    for match in _MARKER.finditer(text):
-        numbers = [int(n) for n in re.split(r"\s*,\s*", match.group(1))]
-        if not all(n in cited for n in numbers):
+    for match in MARKER.finditer(text):
+        numbers = _marker_numbers(match.group(1))
+        if not numbers or not all(n in cited for n in numbers):
             continue
         out.append(escape(text[pos : match.start()]))
         out.append(
@@ -209,6 +232,18 @@ def _link_markers(text: str, turn: int, cited: set[int]) -> str:
         pos = match.end()
     out.append(escape(text[pos:]))
     return "".join(out)
+
+
+def _marker_numbers(inside: str) -> list[int]:
+    """The source numbers of a marker's inside: '1, 3' -> [1, 3], '2-4' -> [2, 3, 4], '1 and 2' -> [1, 2]."""
+    numbers: list[int] = []
+    for part in re.split(r"\s*(?:,|\band\b)\s*", inside.strip()):
+        bounds = re.split(r"\s*[-–]\s*", part)
+        if len(bounds) == 2 and all(b.isdigit() for b in bounds) and 0 <= int(bounds[1]) - int(bounds[0]) <= 20:
+            numbers.extend(range(int(bounds[0]), int(bounds[1]) + 1))
+        elif part.isdigit():
+            numbers.append(int(part))
+    return numbers
 
 
 def _sentence_spans(text: str, sentences: Sequence[AnswerSentence]) -> list[tuple[int, int, AnswerSentence]]:
@@ -278,13 +313,13 @@ def _snap(text: str, lo: int, hi: int) -> tuple[int, int]:
     return lo, hi
 
 
-def _md_link(text: str, url: str) -> str:
+def md_link(text: str, url: str) -> str:
     """A Markdown link, or the bare text when there is no URL."""
     label = text.replace("[", "(").replace("]", ")")
     return f"[{label}]({url})" if url else label
 
 
-def _code_md(urls: Sequence[str]) -> str:
+def code_md(urls: Sequence[str]) -> str:
     """Markdown links to code repositories ('' when none)."""
     return " ".join(f"[{_short_repo(u)}]({u})" for u in urls)
 

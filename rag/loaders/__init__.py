@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from rag.errors import CorpusError
 from rag.loaders import arxiv, bibtex, csv_format, digest, jsonl
-from rag.loaders.common import FIELD_ALIASES, Source
+from rag.loaders.common import DEFAULT_MAX_ABSTRACT_CHARS, FIELD_ALIASES, Source
 from rag.types import Paper, normalize_title
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def _json_format(path: Path) -> str:
         if line.strip():
             try:
                 record = json.loads(line)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 return "jsonl"  # the JSONL reader reports the bad line with its number
             return "arxiv" if isinstance(record, dict) and {"abstract", "categories"} <= record.keys() else "jsonl"
     return "jsonl"
@@ -114,13 +114,15 @@ def load_papers(
     fields: Mapping[str, str] | None = None,
     skip_invalid: bool = False,
     progress: bool = False,
+    max_abstract_chars: int = DEFAULT_MAX_ABSTRACT_CHARS,
 ) -> LoadResult:
     """Load papers from files, merging exact duplicates; raise CorpusError (file:line) on bad input.
 
     fmt overrides format detection for every path ('digest', 'jsonl', 'csv', 'bibtex', 'arxiv'); fields maps
     Paper fields to JSONL keys or CSV columns (e.g. {"abstract": "summary"}); skip_invalid logs and skips bad
-    records instead of failing the whole load. Papers with the same normalized title and abstract merge into the
-    first; an id seen again keeps its last version (with a warning when its title or abstract changed).
+    records instead of failing the whole load; abstracts longer than max_abstract_chars are invalid records.
+    Papers with the same normalized title and abstract merge into the first; an id seen again keeps its last
+    version (with a warning when its title or abstract changed).
     """
     if fmt is not None and fmt not in _READERS:
         raise CorpusError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
@@ -138,7 +140,7 @@ def load_papers(
             path = Path(raw_path)
             _check_path(path)
             kind = fmt or detect_format(path)
-            source = Source(path, fields=mapping, skip_invalid=skip_invalid)
+            source = Source(path, fields=mapping, skip_invalid=skip_invalid, max_abstract_chars=max_abstract_chars)
             found = 0
             for paper in _READERS[kind](source):
                 found += 1

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import CorpusError
+from rag.text import clean_text
 from rag.types import Paper, normalize_space, normalize_title
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,9 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "authors": ("authors", "author"),
     "code_urls": ("code_urls", "code_url", "code"),
 }
+
+# Default of Settings.max_abstract_chars: real abstracts have a few thousand characters.
+DEFAULT_MAX_ABSTRACT_CHARS = 100_000
 
 _URL = re.compile(r"https?://[^\s<>\"'{}|\\^`\[\]]+")
 _URL_TRAILING = ".,;:!?)]}'\""
@@ -89,6 +93,7 @@ class Source:
     path: Path
     fields: Mapping[str, str] = field(default_factory=dict)
     skip_invalid: bool = False
+    max_abstract_chars: int = DEFAULT_MAX_ABSTRACT_CHARS
     skipped: int = 0
 
     @property
@@ -152,12 +157,20 @@ class Source:
         record: str = "record",
     ) -> Paper | None:
         """A Paper with normalized text, a stable id and code URLs from the abstract; None if invalid and skipped."""
-        title_text, abstract_text = _text(title), _text(abstract)
+        title_text, abstract_text = clean_text(_text(title)), clean_text(_text(abstract))
         for name, value in (("title", title_text), ("abstract", abstract_text)):
             if not value:
                 mapped = f" (read from '{self.fields[name]}')" if name in self.fields else ""
                 self.invalid(line, f"{record} has no {name}{mapped}; every paper needs a title and an abstract")
                 return None
+        if len(abstract_text) > self.max_abstract_chars:
+            self.invalid(
+                line,
+                f"{record} has an abstract of {len(abstract_text):,} characters, over the limit of "
+                f"{self.max_abstract_chars:,} (RAG_MAX_ABSTRACT_CHARS); is the field really an abstract? "
+                "Shorten it, raise the limit, or pass --skip-invalid to leave it out",
+            )
+            return None
         source_id = _text(id)
         return Paper(
             id=source_id or title_id(title_text),

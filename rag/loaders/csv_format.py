@@ -9,6 +9,22 @@ from rag.loaders.common import Source
 from rag.types import Paper
 
 
+def _check_header(source: Source, line: int, header: list[str]) -> None:
+    """Refuse a first row that names no title or abstract column: the file has no header row, or other names."""
+    keys = {cell.lower(): cell for cell in header}
+    missing = [name for name in ("title", "abstract") if source.key_for(name, keys) is None]
+    if not missing:
+        return
+    shown = ", ".join(repr(cell[:40]) for cell in header[:6]) + (", ..." if len(header) > 6 else "")
+    wanted = " and ".join(f"'{name}'" for name in missing)
+    raise source.error(
+        line,
+        f"the first row is read as the header row, but it has no {wanted} column (it holds {shown}); "
+        "a CSV collection starts with a header row naming its columns (title, abstract, and optionally id, url, "
+        "year, authors); add one, or map your columns with --field (e.g. --field abstract=summary)",
+    )
+
+
 def read(source: Source) -> Iterator[Paper]:
     """Papers of a CSV file (tab-separated for .tsv), one a row, named by the header row."""
     suffixes = [s.lower() for s in source.path.suffixes]
@@ -37,6 +53,7 @@ def read(source: Source) -> Iterator[Paper]:
             continue
         if header is None:
             header = [cell.strip() for cell in row]
+            _check_header(source, row_line, header)
             continue
         if len(row) != len(header):
             source.invalid(

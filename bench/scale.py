@@ -1,0 +1,387 @@
+"""Scale benchmark: collections of 10k, 100k (and 1M) realistic abstracts; ingest, disk, memory, search, ask, add.
+
+Run from the repository root:  python bench/scale.py [--sizes 10000 100000 1000000] [--work DIR]
+
+Text: abstracts recombined at run time from BEIR SciFact sentences (two source abstracts each, a new id and title
+mix); nothing of SciFact is written to the repository. Vectors: a real MiniLM ingest (chunk + embed + write) is
+measured on a sample beside the bare embedder; the collections themselves are built from supplied vectors (bring
+your own vectors, as a GPU box would provide them): the normalized, weighted mean of the real MiniLM vectors of the
+two source abstracts plus a little noise, read from the SciFact index that bench/retrieval.py builds (or embedded
+here when it is missing). Each size runs in its own process, so its peak RSS is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from rag import Settings  # noqa: E402
+from rag.embeddings import MiniLMEmbedding  # noqa: E402
+from rag.index import PaperIndex  # noqa: E402
+from rag.types import EmbeddedPaper, Paper  # noqa: E402
+
+SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(])")
+COLLECTION = "scale"
+ADD = 1000
+
+
+def parse_args() -> argparse.Namespace:
+    """Command-line options."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    p.add_argument("--scifact", type=Path, default=REPO.parent / "shared" / "benchmarks" / "scifact")
+    p.add_argument(
+        "--vectors-from",
+        type=Path,
+        default=Path("/tmp/paper-rag-bench/data-c512-o1"),
+        help="data dir of bench/retrieval.py's SciFact index (real MiniLM vectors of each abstract)",
+    )
+    p.add_argument("--work", type=Path, default=Path("/tmp/paper-rag-scale"), help="collections (outside the repo)")
+    p.add_argument("--real-sample", type=int, default=200, help="abstracts ingested with real embedding")
+    p.add_argument("--queries", type=int, default=200, help="SciFact test claims timed per size")
+    p.add_argument("--ask-queries", type=int, default=30, help="claims answered (extractive) per size")
+    p.add_argument("--out-md", type=Path, default=REPO / "evals" / "reports" / "scale.md")
+    p.add_argument("--out-json", type=Path, default=REPO / "evals" / "reports" / "scale.json")
+    p.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one size in this process
+    return p.parse_args()
+
+
+# --- realistic text and vectors --------------------------------------------------------------------------------
+class Recombiner:
+    """Abstracts recombined from SciFact sentences, each with a supplied vector from its two sources' vectors."""
+
+    def __init__(self, scifact: Path, vectors_from: Path) -> None:
+        with (scifact / "corpus.jsonl").open(encoding="utf-8") as handle:
+            docs = [json.loads(line) for line in handle]
+        self.ids = [d["_id"] for d in docs]
+        self.titles = [d["title"] for d in docs]
+        self.sentences = [SENTENCE.split(d["text"]) or [d["text"]] for d in docs]
+        self.vectors, self.vector_source = self._vectors(vectors_from, docs)
+
+    def _vectors(self, vectors_from: Path, docs: list[dict[str, Any]]) -> tuple[np.ndarray, str]:
+        """Real MiniLM vectors of the SciFact abstracts: read from the retrieval bench's index, else embedded."""
+        import chromadb
+
+        path = vectors_from / "chroma"
+        if path.exists():
+            client = chromadb.PersistentClient(path=str(path))
+            coll = client.get_collection("scifact", embedding_function=None)
+            found = coll.get(where={"chunk_index": 0}, include=["embeddings", "metadatas"])
+            pairs = zip(found["metadatas"], found["embeddings"], strict=True)
+            by_id = {m["paper_id"]: np.asarray(v, dtype=np.float32) for m, v in pairs}
+            if all(i in by_id for i in self.ids):
+                return np.stack([by_id[i] for i in self.ids]), f"read from {vectors_from} (bench/retrieval.py)"
+        embedder = MiniLMEmbedding()
+        texts = [f"{d['title']}\n{d['text']}" for d in docs]
+        vectors = np.concatenate([embedder.embed(texts[i : i + 32]) for i in range(0, len(texts), 32)])
+        return vectors.astype(np.float32), "embedded by this run"
+
+    def paper(self, i: int) -> tuple[Paper, np.ndarray]:
+        """Generated abstract number i (deterministic) and its supplied vector."""
+        rng = random.Random(i)
+        a, b = rng.randrange(len(self.ids)), rng.randrange(len(self.ids))
+        first = self.sentences[a][: rng.randint(2, 5)]
+        second = self.sentences[b][rng.randint(0, 2) :][: rng.randint(2, 5)]
+        title_words = self.titles[a].split()
+        cut = max(3, len(title_words) // 2)
+        title = " ".join(title_words[:cut] + self.titles[b].split()[cut // 2 :][:6])
+        mix = self.vectors[a] * len(first) + self.vectors[b] * max(1, len(second))
+        noise = np.random.default_rng(i).normal(0, 0.02, mix.shape).astype(np.float32)
+        vector = mix / np.linalg.norm(mix) + noise
+        vector /= np.linalg.norm(vector)
+        paper = Paper(id=f"s{i}", title=title, abstract=" ".join(first + second), source="scale", year=1990 + i % 35)
+        return paper, vector.astype(np.float32)
+
+    def embedded(self, start: int, n: int, model: str) -> Iterator[EmbeddedPaper]:
+        """Generated papers start..start+n with their supplied vectors."""
+        for i in range(start, start + n):
+            paper, vector = self.paper(i)
+            yield EmbeddedPaper(**paper.model_dump(), vector=vector.tobytes(), embedding_model=model)
+
+
+# --- one size ----------------------------------------------------------------------------------------------------
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def disk_mib(path: Path) -> dict[str, float]:
+    """Disk use under path (Chroma, lexical index, total), MiB."""
+
+    def size(p: Path) -> float:
+        return sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) / 2**20 if p.exists() else 0.0
+
+    return {
+        "chroma": round(size(path / "chroma"), 1),
+        "lexical": round(size(path / "lexical"), 1),
+        "total": round(size(path), 1),
+    }
+
+
+def quantiles(times: list[float]) -> dict[str, float]:
+    """p50 and p95 of milliseconds."""
+    cuts = statistics.quantiles(times, n=20)
+    return {"p50_ms": round(statistics.median(times), 1), "p95_ms": round(cuts[18], 1), "n": len(times)}
+
+
+def claims(scifact: Path, n: int) -> list[str]:
+    """The first n SciFact test claims (query texts)."""
+    queries = {q["_id"]: q["text"] for q in map(json.loads, (scifact / "queries.jsonl").open(encoding="utf-8"))}
+    test = sorted({row.split("\t")[0] for row in (scifact / "qrels" / "test.tsv").read_text().splitlines()[1:]})
+    return [queries[q] for q in test][:n]
+
+
+def measure(args: argparse.Namespace, size: int) -> dict[str, Any]:
+    """Build a collection of `size` supplied-vector abstracts and measure it (run in its own process)."""
+    from rag import Assistant
+
+    gen = Recombiner(args.scifact, args.vectors_from)
+    data = args.work / f"size-{size}"
+    shutil.rmtree(data, ignore_errors=True)
+    embedder = MiniLMEmbedding()
+    settings = Settings(data_dir=data, collection=COLLECTION, llm="extractive")
+    index = PaperIndex(settings, embedder, COLLECTION)
+    load = os.getloadavg()[0]
+    started = time.perf_counter()
+    summary = index.sync(gen.embedded(0, size, embedder.model_name), progress=sys.stderr.isatty())
+    seconds = time.perf_counter() - started
+    result: dict[str, Any] = {
+        "size": size,
+        "vectors": gen.vector_source,
+        "ingest": {
+            "seconds": round(seconds, 1),
+            "abstracts_per_s": round(size / seconds, 1),
+            "peak_rss_mib": round(peak_rss_mib(), 1),
+            "load_avg_1m_at_start": round(load, 1),
+            "chunks": summary.chunks_written,
+        },
+        "disk_mib": disk_mib(data),
+    }
+    print(f"  {size}: ingest {result['ingest']}", file=sys.stderr)
+
+    reader = PaperIndex(settings, embedder, COLLECTION)  # a fresh reader, as a new process would open it
+    texts = claims(args.scifact, args.queries)
+    for text in texts[:3]:
+        reader.search(text, k=10)
+    times = []
+    for text in texts:
+        t0 = time.perf_counter()
+        reader.search(text, k=10)
+        times.append((time.perf_counter() - t0) * 1000)
+    result["search"] = {**quantiles(times), "load_avg_1m_after": round(os.getloadavg()[0], 1)}
+    print(f"  {size}: search {result['search']}", file=sys.stderr)
+
+    assistant = Assistant(settings, embedder=embedder, index=reader)
+    ask_times = []
+    for text in texts[: args.ask_queries]:
+        t0 = time.perf_counter()
+        assistant.ask(text)
+        ask_times.append((time.perf_counter() - t0) * 1000)
+    result["ask_extractive"] = quantiles(ask_times)
+    print(f"  {size}: ask {result['ask_extractive']}", file=sys.stderr)
+
+    t0 = time.perf_counter()
+    added = index.sync(gen.embedded(size, ADD, embedder.model_name), progress=False)
+    result["add_1000"] = {
+        "seconds": round(time.perf_counter() - t0, 2),
+        "added": added.added,
+        "lexical_segments": _segments(index),
+    }
+    print(f"  {size}: add {result['add_1000']}", file=sys.stderr)
+    result["peak_rss_mib_process"] = round(peak_rss_mib(), 1)
+    return result
+
+
+def _segments(index: PaperIndex) -> int:
+    """Number of lexical segments after the add (how much a query reads per term)."""
+    import sqlite3
+
+    with sqlite3.connect(index.lexical_path) as db:
+        return int(db.execute("SELECT count(*) FROM segments").fetchone()[0])
+
+
+def real_ingest(args: argparse.Namespace) -> dict[str, Any]:
+    """A real ingest (chunk, embed, write) of recombined abstracts beside the bare embedder on the same texts."""
+    from rag.chunking import chunk_paper
+
+    gen = Recombiner(args.scifact, args.vectors_from)
+    papers = [gen.paper(10_000_000 + i)[0] for i in range(args.real_sample)]
+    embedder = MiniLMEmbedding()
+    settings = Settings(data_dir=args.work / "real", collection=COLLECTION)
+    texts = [c.embed_text(p.title) for p in papers for c in chunk_paper(p, settings.chunk_tokens)]
+
+    def bare() -> float:
+        t0 = time.perf_counter()
+        for i in range(0, len(texts), settings.embed_batch_size):
+            embedder.embed(texts[i : i + settings.embed_batch_size])
+        return time.perf_counter() - t0
+
+    shutil.rmtree(settings.data_dir, ignore_errors=True)
+    load = os.getloadavg()[0]
+    before = bare()
+    summary = PaperIndex(settings, embedder, COLLECTION).sync(papers, progress=False)
+    after = bare()
+    bare_rate = len(papers) / ((before + after) / 2)
+    return {
+        "abstracts": len(papers),
+        "ingest_abstracts_per_s": round(len(papers) / summary.seconds, 2),
+        "bare_embedder_abstracts_per_s": round(bare_rate, 2),
+        "bare_seconds": [round(before, 1), round(after, 1)],
+        "ingest_seconds": round(summary.seconds, 1),
+        "ratio": round(len(papers) / summary.seconds / bare_rate, 3),
+        "load_avg_1m_at_start": round(load, 1),
+    }
+
+
+# --- report --------------------------------------------------------------------------------------------------------
+def plot(result: dict[str, Any], path: Path) -> None:
+    """PNG: search p50/p95 and the cost of adding 1,000 abstracts against collection size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["sizes"]
+    sizes = [r["size"] for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot(sizes, [r["search"]["p50_ms"] for r in rows], "o-", label="search p50")
+    left.plot(sizes, [r["search"]["p95_ms"] for r in rows], "s-", label="search p95")
+    left.plot(sizes, [r["ask_extractive"]["p50_ms"] for r in rows], "^-", label="ask p50 (extractive)")
+    left.axhline(100, color="grey", linestyle=":", label="p95 floor at 1M")
+    left.set(xscale="log", xlabel="abstracts", ylabel="ms", title="latency (k=10, hybrid)")
+    left.legend()
+    right.plot(sizes, [r["add_1000"]["seconds"] for r in rows], "o-", label="add 1,000 (supplied vectors)")
+    right.plot(sizes, [r["ingest"]["peak_rss_mib"] / 1024 for r in rows], "s-", label="ingest peak RSS (GiB)")
+    right.set(xscale="log", xlabel="abstracts", ylabel="seconds / GiB", title="growth")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def write_report(result: dict[str, Any], md: Path) -> None:
+    """The Markdown report."""
+    real = result["real_ingest"]
+    lines = [
+        "# Scale benchmark",
+        "",
+        f"Written by `{result['command']}` on {result['date']} ({result['machine']}). The machine was shared with "
+        "other jobs (several agents, 2 cores): the 1-minute load average is printed beside each figure, and "
+        "absolute times would be lower on a quiet machine.",
+        "",
+        "Text: abstracts recombined at run time from BEIR SciFact sentences (never written to the repository). "
+        f"Vectors: **supplied** (bring your own vectors), {result['sizes'][0]['vectors']}, mixed from the real "
+        "MiniLM vectors of each abstract's two sources; a real MiniLM ingest is measured on a sample below. "
+        "Each size ran in its own process with the default settings (embedded Chroma, ingest batch "
+        f"{result['ingest_batch_size']}).",
+        "",
+        "| abstracts | ingest (supplied vectors) | ingest peak RSS | disk (Chroma + lexical) | search p50 / p95 | "
+        "ask p50 (extractive) | add 1,000 (lexical included) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in result["sizes"]:
+        i, d, s, a = r["ingest"], r["disk_mib"], r["search"], r["add_1000"]
+        lines.append(
+            f"| {r['size']:,} | {i['abstracts_per_s']:,} abstracts/s "
+            f"({i['seconds']} s, load {i['load_avg_1m_at_start']}) "
+            f"| {i['peak_rss_mib'] / 1024:.2f} GiB | {d['total']:,} MiB ({d['chroma']:,} + {d['lexical']:,}) "
+            f"| {s['p50_ms']} / {s['p95_ms']} ms (load {s['load_avg_1m_after']}) "
+            f"| {r['ask_extractive']['p50_ms']} ms | {a['seconds']} s ({a['lexical_segments']} lexical segments) |"
+        )
+    lines += [
+        "",
+        f"Real ingest (chunk, embed with MiniLM int8, write both sides) of {real['abstracts']} recombined abstracts: "
+        f"{real['ingest_abstracts_per_s']} abstracts/s; the bare embedder on the same texts, side by side (before "
+        f"and after): {real['bare_embedder_abstracts_per_s']} abstracts/s; ingest/bare = **{real['ratio']}** "
+        f"(load {real['load_avg_1m_at_start']}). Embedding is the bound of a real ingest; the rows above show "
+        "what the index itself costs.",
+        "",
+        "![latency and growth](scale.png)",
+        "",
+        "Floors:",
+        *[f"- {name}: {verdict}" for name, verdict in result["floors"].items()],
+        "",
+    ]
+    md.write_text("\n".join(lines), encoding="utf-8")
+
+
+def floors(result: dict[str, Any]) -> dict[str, str]:
+    """Each floor of issue 10 with its verdict ('not measured' when the size did not run)."""
+    by_size = {r["size"]: r for r in result["sizes"]}
+    million = by_size.get(1_000_000)
+
+    def verdict(ok: bool, figure: str) -> str:
+        return f"{'met' if ok else '**not met**'} ({figure})"
+
+    real = result["real_ingest"]
+    out = {"ingest >= 90% of the bare embedder": verdict(real["ratio"] >= 0.9, f"{real['ratio']}")}
+    if million is None:
+        biggest = max(by_size)
+        note = f"1M not run in this session; largest run {biggest:,}"
+        out["search p95 <= 100 ms at 1M"] = f"not measured ({note}: p95 {by_size[biggest]['search']['p95_ms']} ms)"
+        out["add 1,000 to 1M <= 60 s"] = f"not measured ({note}: {by_size[biggest]['add_1000']['seconds']} s)"
+        out["ingest peak RSS <= 3 GiB at 1M"] = (
+            f"not measured ({note}: {by_size[biggest]['ingest']['peak_rss_mib'] / 1024:.2f} GiB)"
+        )
+    else:
+        out["search p95 <= 100 ms at 1M"] = verdict(
+            million["search"]["p95_ms"] <= 100, f"{million['search']['p95_ms']} ms"
+        )
+        out["add 1,000 to 1M <= 60 s"] = verdict(
+            million["add_1000"]["seconds"] <= 60, f"{million['add_1000']['seconds']} s"
+        )
+        rss = million["ingest"]["peak_rss_mib"] / 1024
+        out["ingest peak RSS <= 3 GiB at 1M"] = verdict(rss <= 3, f"{rss:.2f} GiB")
+    return out
+
+
+def main() -> int:
+    """Measure each size in its own process, the real-ingest sample here, and write the report and plot."""
+    args = parse_args()
+    if args.one is not None:
+        print(json.dumps(measure(args, args.one)))
+        return 0
+    args.work.mkdir(parents=True, exist_ok=True)
+    sizes = []
+    for size in args.sizes:
+        cmd = [sys.executable, __file__, "--one", str(size), *sys.argv[1:]]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        sys.stderr.write(done.stderr[-3000:])
+        if done.returncode != 0:
+            raise SystemExit(f"size {size} failed")
+        sizes.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    result: dict[str, Any] = {
+        "command": "python bench/scale.py " + " ".join(sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}",
+        "ingest_batch_size": Settings().ingest_batch_size,
+        "sizes": sizes,
+        "real_ingest": real_ingest(args),
+    }
+    result["floors"] = floors(result)
+    args.out_json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    plot(result, args.out_md.with_suffix(".png"))
+    write_report(result, args.out_md)
+    print(json.dumps(result["floors"], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

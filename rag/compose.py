@@ -1,0 +1,163 @@
+"""The extractive composer: an answer made of the abstracts' own sentences, each run of a paper's sentences cited [n].
+
+It decides only what to quote; whether the collection answers at all is the evidence step's gate
+(`rag.evidence`), and the verifier checks the result like any other answer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rag.evidence import Evidence, EvidenceModel, PaperEvidence, QueryType, ScoredSentence, exact_terms, mentioned
+from rag.naming import short_name
+
+# At most this many papers in a list, sentences in a summary, sentences in a factoid answer.
+MAX_LISTED = 6
+SUMMARY_SENTENCES = 3
+FACTOID_SENTENCES = 2
+# A second factoid sentence is quoted only when it is nearly as likely to answer as the first.
+SECOND_SENTENCE_SHARE = 0.75
+
+# Connectives that point back at a sentence the answer does not quote: dropped when the sentence stands alone.
+_DANGLING = re.compile(
+    r"^(however|yet|specifically|moreover|furthermore|additionally|in addition|notably|particularly|in particular|"
+    r"therefore|thus|hence|consequently|as a result|besides|meanwhile|nevertheless|nonetheless|instead|further|"
+    r"to this end|to address (this|these|the) (issues?|challenges?|problems?|limitations?)|in contrast|"
+    r"in this (paper|work|study)|here|finally|first|second|third|also|accordingly|similarly|likewise|to do so|"
+    r"on the other hand|concretely|importantly|crucially|interestingly|surprisingly|overall|together)\s*,\s*",
+    re.IGNORECASE,
+)
+_BOILERPLATE = re.compile(
+    r"https?://|\bgithub\b|\b(code|models?|data(sets?)?|weights|checkpoints?)\b[^.]{0,60}\b(available|released?|"
+    r"public)\b|\bproject (page|website)\b",
+    re.IGNORECASE,
+)
+_ASKS_FOR_LINKS = re.compile(r"\b(code|github|url|link|website|page|release[ds]?|available|download)\b", re.IGNORECASE)
+_METHOD = re.compile(
+    r"\b(consists? of|built (up)?on|comprises?|components?|key (idea|insight|techniques?)|core idea|"
+    r"specifically|modules?|mechanism|strategy|scheme|we (design|develop|use|leverage|employ|adopt|replace|"
+    r"combine|decompose|introduce)|by (using|replacing|combining|introducing))\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Composition:
+    """An extractive answer with markers in source (retrieval) numbering; empty text means abstain."""
+
+    text: str
+    kind: QueryType
+    papers: tuple[int, ...]
+
+
+def readable(text: str, standalone: bool = True) -> str:
+    """A quoted sentence without a leading connective that would dangle without its context, capitalized again."""
+    if not standalone:
+        return text
+    rest = _DANGLING.sub("", text, count=1)
+    return rest[:1].upper() + rest[1:] if rest else text
+
+
+def cite(paper: PaperEvidence, sentences: Sequence[ScoredSentence], label: bool = True) -> str:
+    """'Name: first sentence. next sentence [n].' in abstract order, the marker once at the end of the run."""
+    ordered = sorted(sentences, key=lambda s: s.index)
+    parts = []
+    for k, s in enumerate(ordered):
+        follows = k > 0 and ordered[k - 1].index == s.index - 1
+        parts.append(readable(s.text.strip(), standalone=not follows).rstrip(" ."))
+    body = ". ".join(parts) + f" [{paper.number}]."
+    return f"{short_name(paper.hit.paper)}: {body}" if label else body
+
+
+def _contentful(paper: PaperEvidence, question: str) -> list[ScoredSentence]:
+    """The paper's sentences best first, without link boilerplate unless the question asks for links."""
+    if _ASKS_FOR_LINKS.search(question):
+        return list(paper.sentences)
+    kept = [s for s in paper.sentences if not _BOILERPLATE.search(s.text)]
+    return kept or list(paper.sentences)
+
+
+def _distinct(papers: Sequence[PaperEvidence]) -> list[PaperEvidence]:
+    """Papers without repeats of a short name (the better-scoring of two versions of one paper stays)."""
+    best: dict[str, PaperEvidence] = {}
+    for p in papers:
+        best.setdefault(short_name(p.hit.paper).lower(), p)
+    return list(best.values())
+
+
+def _summary(paper: PaperEvidence) -> list[ScoredSentence]:
+    """The contribution sentence, the method's gist after it, and the best remaining sentence."""
+    ordered = sorted((s for s in paper.sentences if not _BOILERPLATE.search(s.text)), key=lambda s: s.index)
+    if not ordered:
+        return []
+    anchor = next((s for s in ordered if s.contribution), None) or max(ordered, key=lambda s: (s.prob, -s.index))
+    after = [s for s in ordered if s.index > anchor.index]
+    gist = next((s for s in after if _METHOD.search(s.text)), after[0] if after else None)
+    chosen = [anchor] + ([gist] if gist else [])
+    rest = sorted((s for s in ordered if s not in chosen and s.index > anchor.index), key=lambda s: (-s.prob, s.index))
+    return chosen + rest[: SUMMARY_SENTENCES - len(chosen)]
+
+
+def _factoid(evidence: Evidence, paper: PaperEvidence, model: EvidenceModel) -> list[ScoredSentence]:
+    """The sentences of a paper that state the asked-for fact; for a quantity, one holding a number tied to it."""
+    candidates = _contentful(paper, evidence.question)
+    if evidence.quantity:
+        candidates = [s for s in candidates if s.has_number]
+        if not candidates or candidates[0].prob < model.quantity_threshold:
+            return []
+    if not candidates:
+        return []
+    first = candidates[0]
+    chosen = [first]
+    for s in candidates[1:FACTOID_SENTENCES]:
+        if s.prob >= SECOND_SENTENCE_SHARE * first.prob and s.prob >= model.quantity_threshold:
+            chosen.append(s)
+    return chosen
+
+
+def compose(evidence: Evidence, model: EvidenceModel) -> Composition:
+    """Quote the sentences that answer the question, or return empty text when the evidence does not answer it."""
+    kind = evidence.kind
+    papers = [p for p in evidence.papers if p.sentences]
+    if not papers or evidence.strength < model.answer_threshold:
+        return Composition("", kind, ())
+    exact = exact_terms(evidence.question, [p.hit for p in evidence.papers])
+    named = _distinct([p for p in papers if p.named])
+    if kind is QueryType.LIST:
+        chosen = named if len(named) > 1 else _distinct([p for p in papers if p.prob >= model.list_threshold])
+        chosen = [p for p in chosen if not exact or mentioned(_text(p), exact) == len(exact)][:MAX_LISTED]
+        if not chosen:
+            return Composition("", kind, ())
+        lines = [f"- {cite(p, _list_sentences(evidence, p))}" for p in chosen]
+        return Composition("\n".join(lines), kind, tuple(p.number for p in chosen))
+    best = named[0] if named else papers[0]
+    if exact and mentioned(_text(best), exact) < len(exact):
+        return Composition("", kind, ())  # the paper never mentions what is asked about (a near miss)
+    if kind is QueryType.SUMMARY:
+        chosen_papers = named[:2] if len(named) > 1 else [best]
+        lines = [cite(p, _summary(p)) for p in chosen_papers]
+        return Composition("\n".join(lines), kind, tuple(p.number for p in chosen_papers))
+    if kind is QueryType.IDENTIFY and not evidence.quantity:
+        top = _contentful(best, evidence.question)[:1]
+        contribution = [s for s in best.sentences if s.contribution][:1]
+        sentences = list({s.index: s for s in contribution + top}.values())
+        return Composition(cite(best, sentences), kind, (best.number,))
+    sentences = _factoid(evidence, best, model)
+    if not sentences:
+        return Composition("", kind, ())
+    return Composition(cite(best, sentences), kind, (best.number,))
+
+
+def _list_sentences(evidence: Evidence, paper: PaperEvidence) -> list[ScoredSentence]:
+    """A listed paper's one best sentence (its best with a number when the question asks for a quantity)."""
+    candidates = _contentful(paper, evidence.question)
+    if evidence.quantity:
+        candidates = [s for s in candidates if s.has_number] or candidates
+    return candidates[:1]
+
+
+def _text(paper: PaperEvidence) -> str:
+    """Title and abstract of a scored source."""
+    return f"{paper.hit.paper.title} {paper.hit.paper.abstract}"

@@ -1,0 +1,188 @@
+"""Conversation turns: decide whether a question depends on the history, and if so which cited papers it means.
+
+A self-contained question is searched exactly as typed. A follow-up ("what does it get on COCO?", "and the second
+one?", "the one with code", "And on ADE20K?") resolves to the papers the previous answer cited, carried with the
+history as `Message.papers`; the chain then searches only those papers.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from rag.naming import short_name
+from rag.prompts import Prompts, format_history
+from rag.types import Message, Paper, Record
+
+if TYPE_CHECKING:
+    from rag.llm import ChatBackend, Deadline
+
+log = logging.getLogger(__name__)
+
+_ORDINALS = {"first": 0, "former": 0, "second": 1, "third": 2, "fourth": 3, "fifth": 4, "latter": -1, "last": -1}
+_NOUN = r"(?:one|paper|model|method|work|approach|architecture|network|study|article|framework|backbone|system)"
+_ORDINAL_REF = re.compile(rf"\b(?:the\s+)?({'|'.join(_ORDINALS)})\s+{_NOUN}\b|\bthe\s+({'|'.join(_ORDINALS)})\b", re.I)
+_NUMBER_REF = re.compile(rf"\b(?:{_NOUN}|source|reference)\s*\[?(\d{{1,2}})\]?|\[(\d{{1,2}})\]", re.IGNORECASE)
+_WITH_CODE = re.compile(
+    rf"\b(?:the\s+)?{_NOUN}s?\s+(?:with|that\s+(?:has|releases|shares))\s+(?:public\s+)?code\b", re.I
+)
+_DEMONSTRATIVE = re.compile(rf"\b(?:that|this|the\s+same|the\s+above|said)\s+{_NOUN}\b", re.IGNORECASE)
+_PLURAL_DEMONSTRATIVE = re.compile(rf"\b(?:these|those|both|the\s+(?:two|three|above))\s+(?:{_NOUN}s|ones)\b", re.I)
+_PRONOUN = re.compile(r"\b(it|its|itself)\b", re.IGNORECASE)
+_PLURAL_PRONOUN = re.compile(r"\b(they|them|their|theirs|both|each)\b", re.IGNORECASE)
+# "And on ADE20K?", "What about its parameter count?", "How about the larger variant?", "Also on COCO?"
+_ELLIPSIS = re.compile(r"^\s*(?:and|also|what about|how about|same for|and what about|ok(?:ay)?,? and)\b", re.I)
+_LEAD = re.compile(r"^\s*(?:and|also|so|ok|okay|then|well)\b[\s,]*", re.IGNORECASE)
+# A capitalized name or acronym ("UniBench", "GroupMamba", "COCO").
+_NAME = re.compile(r"\b([A-Z][a-z]*[A-Z0-9][\w\-]*|[A-Z]{2,}[\w\-]*)\b")
+# The question's own subject before a pronoun: "What is GroupMamba and what does it ...", "How does X ... its ...",
+# "Summarise the grouped state-space model and what it improves": the pronoun points back inside the question.
+_OWN_SUBJECT = re.compile(
+    r"\b(?:is|are|was|were|does|do|did|about|describe|summari[sz]e|explain|of)\s+(?:the\s+|a\s+|an\s+)?"
+    r"(?:[A-Z][a-z]*[A-Z0-9][\w\-]*|[A-Z]{2,}[\w\-]*)|^\s*(?:what|how|why|which|who)\b[^?]{12,}\band\b",
+    re.IGNORECASE,
+)
+
+
+class Turn(Record):
+    """How a question relates to the conversation: searched as `standalone`, over `papers` when it is a follow-up."""
+
+    question: str
+    standalone: str
+    follow_up: bool = False
+    papers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Reference:
+    """What a follow-up refers to: cited positions (0-based, -1 = last), all cited papers, or those with code."""
+
+    positions: tuple[int, ...] = ()
+    everything: bool = False
+    with_code: bool = False
+
+
+def last_cited(history: Sequence[Message]) -> tuple[str, ...]:
+    """Paper ids the last assistant turn cited, [1] first (empty when it abstained or cited nothing)."""
+    for message in reversed(history):
+        if message.role == "assistant":
+            return message.papers
+    return ()
+
+
+def _own_subject_before(question: str, start: int) -> bool:
+    """True when the question names something of its own before position `start` ('What is GroupMamba and what
+    problem does it address?': 'it' is GroupMamba)."""
+    return bool(_OWN_SUBJECT.search(question[:start]))
+
+
+def reference(question: str) -> _Reference | None:
+    """What part of the previous answer a question refers to, or None when it stands on its own."""
+    if _WITH_CODE.search(question):
+        return _Reference(with_code=True)
+    positions = []
+    for match in _ORDINAL_REF.finditer(question):
+        positions.append(_ORDINALS[(match.group(1) or match.group(2)).lower()])
+    for match in _NUMBER_REF.finditer(question):
+        positions.append(int(match.group(1) or match.group(2)) - 1)
+    if positions:
+        return _Reference(positions=tuple(dict.fromkeys(positions)))
+    if _PLURAL_DEMONSTRATIVE.search(question):
+        return _Reference(everything=True)
+    match = _DEMONSTRATIVE.search(question) or _PRONOUN.search(question)
+    if match and not _own_subject_before(question, match.start()):
+        return _Reference(positions=(0,))
+    match = _PLURAL_PRONOUN.search(question)
+    if match and not _own_subject_before(question, match.start()):
+        return _Reference(everything=True)
+    if _ELLIPSIS.search(question):
+        return _Reference(everything=True)
+    return None
+
+
+def resolve(question: str, history: Sequence[Message], lookup: Any = None) -> Turn:
+    """The turn for a question: standalone when it does not depend on the history, else the cited papers it means.
+
+    `lookup(ids) -> list[Paper]` fetches cited papers (for 'the one with code' and for their names); without it,
+    names are not substituted and 'with code' keeps every cited paper.
+    """
+    text = question.strip()
+    ref = reference(text) if history else None
+    if ref is None:
+        return Turn(question=text, standalone=text)
+    cited = last_cited(history)
+    if not cited:
+        # nothing cited to refer to (the last turn abstained): the previous question's subject is the referent
+        previous = next((m.content for m in reversed(history) if m.role == "user"), "")
+        names = list(dict.fromkeys(_NAME.findall(previous)))
+        standalone = _substitute(text, names[:1] or [], ref) if names else text
+        return Turn(question=text, standalone=standalone, follow_up=standalone != text)
+    papers: list[Paper] = list(lookup(cited)) if lookup else []
+    by_id = {p.id: p for p in papers}
+    if ref.with_code:
+        chosen = [pid for pid in cited if by_id.get(pid) is not None and by_id[pid].code_urls] or list(cited)
+    elif ref.everything:
+        chosen = list(cited)
+    else:
+        chosen = [cited[p] for p in ref.positions if -len(cited) <= p < len(cited)] or list(cited[:1])
+    names = [short_name(by_id[pid]) for pid in chosen if pid in by_id]
+    standalone = _substitute(text, names, ref) if names else _LEAD.sub("", text)
+    return Turn(question=text, standalone=_capitalize(standalone), follow_up=True, papers=tuple(chosen))
+
+
+def _substitute(question: str, names: Sequence[str], ref: _Reference) -> str:
+    """The question with its reference replaced by the papers' names ('what does it get' -> 'what does X get')."""
+    joined = " and ".join(names)
+    text = question
+    for pattern in (_WITH_CODE, _ORDINAL_REF, _NUMBER_REF, _PLURAL_DEMONSTRATIVE, _DEMONSTRATIVE):
+        text, n = pattern.subn(joined, text, count=1)
+        if n:
+            return _capitalize(_LEAD.sub("", text))
+    possessive = f"{joined}'s"
+    for pattern in (_PRONOUN, _PLURAL_PRONOUN):
+        match = pattern.search(text)
+        if match:
+            word = match.group(1).lower()
+            value = possessive if word in ("its", "their", "theirs") else joined
+            return _capitalize(_LEAD.sub("", text[: match.start()] + value + text[match.end() :]))
+    body = _ELLIPSIS.sub("", text).strip(" ,?")
+    return _capitalize(f"{joined}: {body}?" if body else joined)
+
+
+def _capitalize(text: str) -> str:
+    """Text with its first letter upper-case."""
+    return text[:1].upper() + text[1:] if text else text
+
+
+def _clean_model_question(text: str) -> str:
+    """The first non-empty line of a model's rewrite, without labels and quotes."""
+    for line in text.strip().splitlines():
+        line = re.sub(r"^\s*(standalone question|question)\s*:\s*", "", line, flags=re.IGNORECASE).strip(" \"'`")
+        if line:
+            return line
+    return ""
+
+
+def rewrite_with_llm(
+    backend: ChatBackend,
+    prompts: Prompts,
+    turn: Turn,
+    history: Sequence[Message],
+    max_chars: int,
+    deadline: Deadline | None = None,
+) -> Turn:
+    """A follow-up rewritten by the chat model (the rule's papers are kept); the rule's text when the reply is unusable.
+
+    Only follow-ups reach the model: a self-contained question is never rewritten.
+    """
+    if not turn.follow_up:
+        return turn
+    prompt = prompts.condense.format(history=format_history(history), question=turn.question)
+    reply = _clean_model_question(backend.complete([Message(role="user", content=prompt)], deadline))
+    if not reply or len(reply) > max_chars:
+        log.info("condense: model reply unusable (%r); using the rule-based rewrite", reply[:80])
+        return turn
+    return turn.model_copy(update={"standalone": reply})

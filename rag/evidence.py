@@ -1,0 +1,413 @@
+"""The evidence step, shared by every backend: score each retrieved paper and its sentences against a question.
+
+Two logistic models, fit on the dev gold split by `evals/fit_evidence.py` (weights and thresholds in
+`rag/data/evidence_model.json`), turn features into probabilities:
+- a sentence model: does this abstract sentence state what the question asks for?
+- a paper model: does this paper answer the question (meet its distinguishing terms, not only its topic)?
+The answerability gate, the list cut-off and the composer's choices all read these probabilities.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+import bm25s
+import numpy as np
+
+from rag.naming import aliases, mentions, short_name, without_names
+from rag.sentence_cache import PaperSentences, SentenceCache
+from rag.text import STOPWORDS, WORD, english_stemmer, is_evidence, key_terms
+from rag.types import Hit
+
+MODEL_PATH = Path(__file__).parent / "data" / "evidence_model.json"
+
+SENTENCE_FEATURES: tuple[str, ...] = (
+    "cosine", "cosine_gap", "bm25", "term_coverage", "exact_coverage", "number", "number_tied", "unit_match",
+    "position", "first", "contribution", "finding", "background", "boilerplate", "paper_rank", "title_cosine", "named",
+)  # fmt: skip
+PAPER_FEATURES: tuple[str, ...] = (
+    "best_sentence", "second_sentence", "best_cosine", "cosine_gap", "title_cosine", "term_coverage",
+    "distinct_coverage", "exact_coverage", "exact_all", "counted", "rank", "named", "best_gap",
+)  # fmt: skip
+
+_LIST = re.compile(
+    r"\b(which|what|list|name|any|find|compare|comparison|all)\b.{0,40}?\b(papers|works|studies|articles|ones)\b|"
+    r"\b(which|list|name|compare)\s+(\w+\s+){0,2}(methods|models|approaches|architectures|frameworks|backbones|"
+    r"detectors|benchmarks|datasets|systems|techniques)\b|"
+    r"\bpapers\s+(that|which|about|on|using|use|propos)|\bcompare\b|\bdifference between\b|\bboth\b.{0,40}\band\b",
+    re.IGNORECASE,
+)
+_IDENTIFY = re.compile(r"\b(which|what)\s+(paper|work|study|article|method|model|approach|one|system)\b", re.I)
+_SUMMARY = re.compile(
+    r"\b(what is|what's|what are)\b.{0,60}\babout\b|\bsummar|\bdescribe\b|\bmain (idea|contribution)|\bcore idea\b|"
+    r"\bkey idea\b|\bgist\b|\btell me (more )?about\b|\boverview\b|\bexplain\b|\bidea behind\b|\bhow does\b.{0,60}"
+    r"\bwork\b|\bwhat problem\b|\bwhat (does|did|do)\b.{0,60}\b(propose|introduce|present|conclude|contribute)\b",
+    re.IGNORECASE,
+)
+_DEFINITION = re.compile(r"^\s*(?:what|who)\s*(?:is|are|was|'s)\s+(?P<name>[^?]{1,80}?)\s*\??\s*$", re.IGNORECASE)
+_QUANTITY = re.compile(
+    r"\bhow (much|many|fast|large|big|long|small|high|low|well)\b|\bwhat (accuracy|score|speed|size|share|fraction|"
+    r"percentage|proportion|range|number|throughput|latency)\b|\b(accuracy|top-?1|mAP|AP|FID|PSNR|SSIM|mIoU|BLEU|"
+    r"F1|score|speed-?up|percent|parameters|FLOPs|GFLOPs|fps|throughput|latency|memory|hours|days|billion|million|"
+    r"ratio|share|fraction|range|rate|gain|improvement|saving|savings|reduction|size|count|budget)\b|%",
+    re.IGNORECASE,
+)
+_PROPOSAL = re.compile(
+    r"\b(we|this paper|this work|our work|our paper)\s+(also\s+|first\s+|further\s+)?(propose|present|introduce|"
+    r"develop|design|contribute|build|construct|study|investigate|revisit|explore)",
+    re.IGNORECASE,
+)
+_FINDING = re.compile(
+    r"\bwe (also )?(find|show|demonstrate|observe|discover|identify)\b|\bresults? (show|demonstrate|indicate)|"
+    r"\boutperform|\bachiev|\bstate-of-the-art\b|\bsurpass|\bconclude|\bimproves?\b",
+    re.IGNORECASE,
+)
+_BOILERPLATE = re.compile(
+    r"https?://|\bgithub\b|\bwe (will )?(release|open-source|make)\b|\bproject (page|website)\b|"
+    r"\b(code|models?|data(sets?)?|weights|checkpoints?|code-?base)\b[^.]{0,60}\b(available|released?|public)\b|"
+    r"\b(effectiveness|capabilities|potential|superiority|value) of (our|the proposed|this)\b|\bunderscores?\b",
+    re.IGNORECASE,
+)
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-.]*[A-Za-z0-9]")
+_DESCRIPTIVE_SUFFIX = re.compile(r"(?<=[A-Za-z0-9])-[a-z]+$")
+_SQUASH = re.compile(r"[^a-z0-9]+")
+_HOW_MANY = re.compile(r"\bhow many\s+([A-Za-z][\w\-]*)(?:\s+([a-z][\w\-]*))?", re.IGNORECASE)
+# A number with what follows it ("86.5% top-1", "25 petaflops", "2.8× faster"): the unit that ties it to the question.
+_NUMBER_UNIT = re.compile(r"\d[\d.,]*\s*(%|×|x\b)?\s*([A-Za-z][\w\-]*)?(?:\s+([A-Za-z][\w\-]*))?")
+_QUESTION_UNITS = {
+    "%": re.compile(r"\b(accuracy|percent|share|fraction|proportion|rate|top-?1|ap|map|miou|improv|gain|saving|"
+                    r"reduc|fewer|less|memory|parameters)\b|%", re.IGNORECASE),
+    "×": re.compile(r"\b(faster|speed|times|fold|smaller|larger|fewer|less|more|reduc|compress)\b", re.IGNORECASE),
+}  # fmt: skip
+
+
+class QueryType(StrEnum):
+    """What shape of answer a question wants."""
+
+    FACTOID = "factoid"
+    LIST = "list"
+    SUMMARY = "summary"
+    IDENTIFY = "identify"
+
+
+def query_type(question: str) -> QueryType:
+    """Classify a question: a list of papers, a summary of one, which paper does X, or a fact (the default)."""
+    if _LIST.search(question):
+        return QueryType.LIST
+    if _SUMMARY.search(question) or _is_definition(question):
+        return QueryType.SUMMARY
+    if _IDENTIFY.search(question):
+        return QueryType.IDENTIFY
+    return QueryType.FACTOID
+
+
+def wants_quantity(question: str) -> bool:
+    """True when the question asks for a number (an accuracy, a saving, a count, a range)."""
+    return query_type(question) in (QueryType.FACTOID, QueryType.IDENTIFY) and bool(_QUANTITY.search(question))
+
+
+def _is_definition(question: str) -> bool:
+    """'What is MaxViT?': only a name (capitalized or with digits) after 'what is'."""
+    match = _DEFINITION.match(question)
+    if not match:
+        return False
+    words = match.group("name").split()
+    return any(any(c.isupper() or c.isdigit() for c in w) for w in words) and len(words) <= 6
+
+
+def squash(text: str) -> str:
+    """Lower-case text without spacing or punctuation ('Test-dev' -> 'testdev', '1248×1248' -> '1248x1248')."""
+    return _SQUASH.sub("", text.lower().replace("×", "x"))
+
+
+def exact_terms(question: str, hits: Sequence[Hit]) -> list[str]:
+    """Datasets, metrics, numbers and other exact terms of a question ('COCO', 'ImageNet-V2', '512'), names excluded.
+
+    A paper that never says 'KITTI' cannot answer a question about KITTI, however close it is otherwise.
+    """
+    names = " ".join(squash(alias) for hit in hits for alias in (*aliases(hit.paper), short_name(hit.paper)))
+    terms = []
+    for token in (_DESCRIPTIVE_SUFFIX.sub("", t) for t in _TOKEN.findall(question)):
+        exact = any(c.isdigit() for c in token) or any(c.isupper() for c in token[1:])
+        if exact and squash(token) and squash(token) not in names:
+            terms.append(token)
+    return list(dict.fromkeys(terms))
+
+
+def mentioned(text: str, terms: Sequence[str]) -> int:
+    """How many of the terms text mentions (ignoring case, spacing, hyphens and a plural 's')."""
+    flat = squash(text)
+    return sum(squash(t) in flat or (t.endswith("s") and squash(t[:-1]) in flat) for t in terms)
+
+
+def counted_nouns(question: str) -> set[str]:
+    """Stemmed lower-case words a 'how many ...' question counts ('GPU hours' -> {'hour'}); acronyms excluded."""
+    match = _HOW_MANY.search(question)
+    if not match:
+        return set()
+    return key_terms(" ".join(w for w in match.groups() if w and w.islower()))
+
+
+@dataclass(frozen=True)
+class LogisticModel:
+    """A fitted logistic regression over named, standardized features."""
+
+    features: tuple[str, ...]
+    mean: np.ndarray
+    scale: np.ndarray
+    weights: np.ndarray
+    bias: float
+
+    def prob(self, rows: np.ndarray) -> np.ndarray:
+        """P(positive) for each row of raw feature values."""
+        if rows.size == 0:
+            return np.zeros(0, dtype=np.float64)
+        z = ((rows - self.mean) / self.scale) @ self.weights + self.bias
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def to_json(self) -> dict[str, object]:
+        """The model as plain JSON values."""
+        return {
+            "features": list(self.features), "mean": self.mean.round(6).tolist(),
+            "scale": self.scale.round(6).tolist(), "weights": self.weights.round(6).tolist(),
+            "bias": round(self.bias, 6),
+        }  # fmt: skip
+
+    @classmethod
+    def from_json(cls, raw: dict[str, object], expected: tuple[str, ...]) -> LogisticModel:
+        """Load a model; its feature list must be exactly the code's."""
+        features = tuple(raw["features"])  # type: ignore[arg-type]
+        if features != expected:
+            raise ValueError(f"model features {features} differ from the code's {expected}; re-run the fit")
+        arr = {k: np.asarray(raw[k], dtype=np.float64) for k in ("mean", "scale", "weights")}
+        return cls(features, arr["mean"], arr["scale"], arr["weights"], float(raw["bias"]))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class EvidenceModel:
+    """The sentence and paper models and the thresholds calibrated with them on dev."""
+
+    sentence: LogisticModel
+    paper: LogisticModel
+    answer_threshold: float
+    list_threshold: float
+    quantity_threshold: float
+
+
+@lru_cache(maxsize=4)
+def load_model(path: Path = MODEL_PATH) -> EvidenceModel:
+    """The evidence model data file (written by `python -m evals.fit_evidence`)."""
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    return EvidenceModel(
+        sentence=LogisticModel.from_json(raw["sentence"], SENTENCE_FEATURES),
+        paper=LogisticModel.from_json(raw["paper"], PAPER_FEATURES),
+        answer_threshold=float(raw["thresholds"]["answer"]),
+        list_threshold=float(raw["thresholds"]["list"]),
+        quantity_threshold=float(raw["thresholds"]["quantity"]),
+    )
+
+
+@dataclass(frozen=True)
+class ScoredSentence:
+    """One abstract sentence of a numbered source with its probability of answering the question."""
+
+    number: int
+    index: int
+    text: str
+    cosine: float
+    prob: float
+    has_number: bool
+    tied_number: bool
+    contribution: bool
+
+
+@dataclass(frozen=True)
+class PaperEvidence:
+    """A numbered source (retrieval order) with its sentences, best first, and its probability of answering."""
+
+    number: int
+    hit: Hit
+    sentences: tuple[ScoredSentence, ...]
+    title_cosine: float
+    named: bool
+    prob: float
+    n_sentences: int
+
+    @property
+    def best_cosine(self) -> float:
+        """Highest cosine of any of its sentences (or its title) to the question."""
+        return max([self.title_cosine, *(s.cosine for s in self.sentences)])
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Everything the composer and the gate need: the question's shape and the scored papers, best first."""
+
+    question: str
+    kind: QueryType
+    quantity: bool
+    papers: tuple[PaperEvidence, ...]
+    sentence_rows: np.ndarray
+    paper_rows: np.ndarray
+
+    @property
+    def strength(self) -> float:
+        """Probability that the best paper answers the question (0 without papers)."""
+        return self.papers[0].prob if self.papers else 0.0
+
+
+def _bm25_scores(question: str, texts: Sequence[str]) -> np.ndarray:
+    """BM25 scores of texts for the question, scaled so the best is 1 (all zeros when nothing matches)."""
+    if not texts:
+        return np.zeros(0, dtype=np.float32)
+    english = english_stemmer()
+    retriever = bm25s.BM25()
+    retriever.index(
+        bm25s.tokenize(list(texts), stopwords=list(STOPWORDS), stemmer=english, show_progress=False),
+        show_progress=False,
+    )
+    tokens = bm25s.tokenize([question], stopwords=list(STOPWORDS), stemmer=english, show_progress=False)
+    query = [t for t in tokens.vocab if t in retriever.vocab_dict]
+    if not query:
+        return np.zeros(len(texts), dtype=np.float32)
+    scores = np.asarray(retriever.get_scores(query), dtype=np.float32)
+    top = float(scores.max()) if scores.size else 0.0
+    return scores / top if top > 0 else scores
+
+
+def _numbers_tied(sentence: str, terms: set[str]) -> bool:
+    """True when a number of the sentence stands within a few words of one of the question's key terms."""
+    words = WORD.findall(sentence)
+    stems = english_stemmer().stemWords([w.lower() for w in words])
+    positions = [i for i, s in enumerate(stems) if s in terms]
+    if not positions:
+        return False
+    tokens = sentence.split()
+    numeric = [i for i, t in enumerate(tokens) if any(c.isdigit() for c in t)]
+    # map word positions to whitespace-token positions approximately by their share of the sentence
+    scale = len(tokens) / max(len(words), 1)
+    return any(abs(n - p * scale) <= 5 for n in numeric for p in positions)
+
+
+def _unit_match(question: str, sentence: str) -> bool:
+    """True when the sentence holds a number of the kind the question asks for (a '%' for an accuracy, '×' for a
+    speed-up)."""
+    for unit, asks in _QUESTION_UNITS.items():
+        if asks.search(question) and unit in sentence.replace(" x ", " × "):
+            return True
+    return False
+
+
+def score(question: str, hits: Sequence[Hit], cache: SentenceCache, model: EvidenceModel | None = None) -> Evidence:
+    """Score every usable sentence of the numbered sources and every source against the question; papers best first.
+
+    Sentences that address a model, carry markup or are only a link are never evidence (`rag.text.is_evidence`).
+    """
+    model = model or load_model()
+    kind = query_type(question)
+    quantity = wants_quantity(question)
+    papers: list[PaperSentences] = cache.get(hit.paper for hit in hits)
+    named = [mentions(question, hit.paper) for hit in hits]
+    plain = question
+    for hit, is_named in zip(hits, named, strict=True):
+        if is_named:
+            plain = without_names(plain, hit.paper)
+    q = cache.embed_query(question)
+    q_plain = cache.embed_query(plain) if plain != question and plain.strip() else q
+    usable = [[i for i, s in enumerate(ps.sentences) if is_evidence(s)] for ps in papers]
+    flat = [(n, i) for n, idx in enumerate(usable) for i in idx]
+    texts = [papers[n].sentences[i] for n, i in flat]
+    bm25 = _bm25_scores(plain, texts)
+    q_terms = key_terms(plain)
+    exact = exact_terms(question, hits)
+    counted = counted_nouns(question)
+    cos_all = [ps.sentence_vectors @ (q_plain if named[n] else q) for n, ps in enumerate(papers)]
+    best_cos = max((float(c[i]) for n, c in enumerate(cos_all) for i in usable[n]), default=0.0)
+    rows: list[list[float]] = []
+    meta: list[tuple[int, int, bool, bool, bool]] = []
+    for j, (n, i) in enumerate(flat):
+        text = papers[n].sentences[i]
+        terms = key_terms(text)
+        has_number = any(c.isdigit() for c in text)
+        tied = has_number and _numbers_tied(text, q_terms)
+        contribution = bool(_PROPOSAL.search(text))
+        position = i / max(len(papers[n].sentences) - 1, 1)
+        cos = float(cos_all[n][i])
+        rows.append([
+            cos, cos - best_cos, float(bm25[j]),
+            len(q_terms & terms) / len(q_terms) if q_terms else 0.0,
+            mentioned(text, exact) / len(exact) if exact else 0.0,
+            float(quantity and has_number), float(quantity and tied), float(quantity and _unit_match(question, text)),
+            position, float(i == 0), float(contribution), float(bool(_FINDING.search(text))),
+            float(i < 2 and not contribution and not has_number and "we" not in text.lower().split()),
+            float(bool(_BOILERPLATE.search(text))), 1.0 / (n + 1), float(papers[n].title_vector @ q), float(named[n]),
+        ])  # fmt: skip
+        meta.append((n, i, has_number, tied, contribution))
+    sentence_rows = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(SENTENCE_FEATURES))
+    probs = model.sentence.prob(sentence_rows)
+    by_paper: dict[int, list[ScoredSentence]] = {}
+    for (n, i, has_number, tied, contribution), p in zip(meta, probs, strict=True):
+        by_paper.setdefault(n, []).append(
+            ScoredSentence(n + 1, i, papers[n].sentences[i], float(cos_all[n][i]), float(p), has_number, tied,
+                           contribution)
+        )  # fmt: skip
+    paper_rows = _paper_rows(question, plain, hits, papers, by_paper, named, q, q_terms, exact, counted, best_cos)
+    paper_probs = model.paper.prob(paper_rows)
+    evidence = [
+        PaperEvidence(
+            number=n + 1, hit=hit,
+            sentences=tuple(sorted(by_paper.get(n, []), key=lambda s: (-s.prob, s.index))),
+            title_cosine=float(ps.title_vector @ q), named=named[n], prob=float(paper_probs[n]),
+            n_sentences=len(ps.sentences),
+        )
+        for n, (hit, ps) in enumerate(zip(hits, papers, strict=True))
+    ]
+    evidence.sort(key=lambda e: (-e.prob, e.number))
+    return Evidence(question, kind, quantity, tuple(evidence), sentence_rows, paper_rows)
+
+
+def _paper_rows(
+    question: str,
+    plain: str,
+    hits: Sequence[Hit],
+    papers: Sequence[PaperSentences],
+    by_paper: dict[int, list[ScoredSentence]],
+    named: Sequence[bool],
+    q: np.ndarray,
+    q_terms: set[str],
+    exact: Sequence[str],
+    counted: set[str],
+    best_cos: float,
+) -> np.ndarray:
+    """Paper features: its best sentences, title, coverage of the question's (distinguishing) terms, rank."""
+    texts = [f"{hit.paper.title} {hit.paper.abstract}" for hit in hits]
+    term_sets = [key_terms(t) for t in texts]
+    # a term every retrieved paper shares is the topic; the others tell the papers apart (inverse paper frequency)
+    df = {t: sum(t in ts for ts in term_sets) for t in q_terms}
+    idf = {t: math.log((len(hits) + 1) / (df[t] + 0.5)) for t in q_terms}
+    idf_total = sum(idf.values())
+    best_probs = [max((s.prob for s in by_paper.get(n, [])), default=0.0) for n in range(len(hits))]
+    top_prob = max(best_probs, default=0.0)
+    rows = []
+    for n, (hit, ps) in enumerate(zip(hits, papers, strict=True)):
+        probs = sorted((s.prob for s in by_paper.get(n, [])), reverse=True)
+        cosines = [s.cosine for s in by_paper.get(n, [])]
+        paper_cos = max([float(ps.title_vector @ q), *cosines])
+        covered = q_terms & term_sets[n]
+        rows.append([
+            probs[0] if probs else 0.0, probs[1] if len(probs) > 1 else 0.0, paper_cos, paper_cos - best_cos,
+            float(ps.title_vector @ q), len(covered) / len(q_terms) if q_terms else 0.0,
+            sum(idf[t] for t in covered) / idf_total if idf_total > 0 else 0.0,
+            mentioned(texts[n], exact) / len(exact) if exact else 1.0,
+            float(mentioned(texts[n], exact) == len(exact)), float(counted <= term_sets[n]),
+            1.0 / (hit.rank if hit.rank else n + 1), float(named[n]), (probs[0] if probs else 0.0) - top_prob,
+        ])  # fmt: skip
+    return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(PAPER_FEATURES))
+

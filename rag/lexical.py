@@ -1,0 +1,478 @@
+"""The lexical side of a collection: BM25 over stemmed tokens, kept in SQLite beside Chroma, written batch by batch.
+
+Chosen by measurement (bench/scale.py, evals/reports/scale.md): bm25s rebuilds its whole matrix on any change (minutes
+at 1M chunks) and SQLite FTS5 fixes k1=1.2 and scores every match row by row; posting lists stored as numpy blobs per
+(term, segment) in SQLite are transactional, append a segment per batch, merge in tiers, and score in milliseconds.
+
+The database is also the collection's commit log: a batch is visible to readers once its transaction commits (chunk
+rows, postings and the paper manifest together); Chroma rows that no committed chunk names are never shown.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import sqlite3
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rag.errors import IndexStoreError
+from rag.text import STOPWORDS, english_stemmer
+from rag.types import SearchFilters
+
+log = logging.getLogger(__name__)
+
+_WORD = re.compile(r"(?u)\b\w\w+\b")  # the tokens bm25s indexes: words of two or more characters
+NO_YEAR = np.iinfo(np.int32).min
+FANOUT = 8  # segments of one level merged into one of the next
+MAX_LEVEL = 3  # segments this big are never merged again: adding a batch never rewrites the whole index
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS papers(paper_id TEXT PRIMARY KEY, index_hash TEXT NOT NULL, n_chunks INTEGER NOT NULL)
+    WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS chunks(
+    row INTEGER PRIMARY KEY, chunk_id TEXT NOT NULL UNIQUE, paper_id TEXT NOT NULL, gen INTEGER NOT NULL,
+    length INTEGER NOT NULL, year INTEGER, has_code INTEGER NOT NULL, source TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS chunks_paper ON chunks(paper_id);
+CREATE INDEX IF NOT EXISTS chunks_gen ON chunks(gen);
+CREATE TABLE IF NOT EXISTS dead(row INTEGER PRIMARY KEY, gen INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS dead_gen ON dead(gen);
+CREATE TABLE IF NOT EXISTS segments(seg INTEGER PRIMARY KEY, level INTEGER NOT NULL, docs INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS postings(term TEXT NOT NULL, seg INTEGER NOT NULL, rows BLOB NOT NULL, tfs BLOB NOT NULL,
+    PRIMARY KEY(term, seg)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS postings_seg ON postings(seg);
+CREATE TABLE IF NOT EXISTS pending(chunk_id TEXT PRIMARY KEY, index_hash TEXT NOT NULL) WITHOUT ROWID;
+"""
+
+
+def tokenize(text: str) -> list[str]:
+    """Lexical tokens of a text: lower-cased words of 2+ characters, English stop words dropped, Snowball-stemmed."""
+    return english_stemmer().stemWords([w for w in _WORD.findall(text.lower()) if w not in STOPWORDS])
+
+
+@dataclass(frozen=True)
+class LexicalChunk:
+    """One chunk as the lexical index stores it: ids, the filterable fields and its indexed text."""
+
+    chunk_id: str
+    paper_id: str
+    text: str
+    year: int | None
+    has_code: bool
+    source: str
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """What the collection holds for one paper: the index hash it was written with and its chunk count."""
+
+    index_hash: str
+    n_chunks: int
+
+
+class LexicalIndex:
+    """BM25 over one collection's chunks in a SQLite file; readers refresh incrementally, one writer at a time."""
+
+    def __init__(self, path: Path, title_repeats: int) -> None:
+        self.path = path
+        self.title_repeats = title_repeats
+        self._lock = threading.Lock()  # one connection shared by the threads of a chat app
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=60)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise IndexStoreError(
+                f"cannot open the lexical index {path}: {exc}; check that the data directory is writable"
+            ) from exc
+        self._uuid = ""
+        self._gen = -1
+        self._clear_columns()
+
+    def _clear_columns(self) -> None:
+        """Forget the in-memory per-row columns (they are reloaded from the database)."""
+        self._alive = np.zeros(0, dtype=bool)
+        self._length = np.zeros(0, dtype=np.float32)
+        self._year = np.zeros(0, dtype=np.int32)
+        self._has_code = np.zeros(0, dtype=bool)
+        self._source = np.zeros(0, dtype=np.int32)
+        self._sources: dict[str, int] = {}
+
+    # --- state --------------------------------------------------------------------------------------------
+    def _meta(self, key: str, default: str = "") -> str:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else default
+
+    def _set_meta(self, **values: str | int) -> None:
+        self._db.executemany(
+            "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [(k, str(v)) for k, v in values.items()],
+        )
+
+    def stamp(self) -> str:
+        """'<uuid>:<generation>' of the committed content ('' for a never-written index); Chroma records it too."""
+        with self._lock:
+            ident, gen = self._meta("uuid"), self._meta("gen", "0")
+        return f"{ident}:{gen}" if ident else ""
+
+    def stored_title_repeats(self) -> int | None:
+        """The title repetition the stored tokens were built with (None for a never-written index)."""
+        with self._lock:
+            value = self._meta("title_repeats")
+        return int(value) if value else None
+
+    def count(self) -> tuple[int, int]:
+        """(papers, chunks) committed."""
+        with self._lock:
+            papers = self._db.execute("SELECT count(*) FROM papers").fetchone()[0]
+            chunks = self._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        return int(papers), int(chunks)
+
+    def _refresh(self) -> None:
+        """Bring the in-memory columns (alive, length, filters) up to the committed generation, incrementally."""
+        ident, gen = self._meta("uuid"), int(self._meta("gen", "0"))
+        if ident != self._uuid:  # first open, or the index was rebuilt: load everything
+            self._uuid, self._gen = ident, -1
+            self._clear_columns()
+        if gen == self._gen:
+            return
+        new = self._db.execute(
+            "SELECT row, length, coalesce(year, ?), has_code, source FROM chunks WHERE gen > ?", (NO_YEAR, self._gen)
+        ).fetchall()
+        dead = [r for (r,) in self._db.execute("SELECT row FROM dead WHERE gen > ?", (self._gen,))]
+        top = max([r[0] for r in new] + dead + [len(self._alive) - 1]) + 1
+        self._grow(top)
+        if new:
+            rows, length, year, has_code, source = zip(*new, strict=True)
+            idx = np.asarray(rows, dtype=np.int64)
+            self._alive[idx] = True
+            self._length[idx] = length
+            self._year[idx] = year
+            self._has_code[idx] = has_code
+            self._source[idx] = [self._sources.setdefault(s, len(self._sources)) for s in source]
+        if dead:
+            self._alive[np.asarray(dead, dtype=np.int64)] = False
+        self._gen = gen
+
+    def _grow(self, size: int) -> None:
+        """Make the per-row columns at least `size` long (with headroom)."""
+        if size <= len(self._alive):
+            return
+        size = max(size, int(len(self._alive) * 1.25) + 1024)
+        for name in ("_alive", "_length", "_year", "_has_code", "_source"):
+            old = getattr(self, name)
+            new = np.zeros(size, dtype=old.dtype)
+            new[: len(old)] = old
+            setattr(self, name, new)
+
+    # --- search -------------------------------------------------------------------------------------------
+    def search(
+        self, query: str, n: int, filters: SearchFilters | None, k1: float, b: float
+    ) -> list[tuple[str, str, float]]:
+        """(chunk id, paper id, BM25 score) of the n best chunks passing the filters; zero scores dropped.
+
+        Lucene's BM25 (as bm25s 'lucene'): idf = ln(1 + (N - df + 0.5) / (df + 0.5)), tf part tf / (tf + k1 (1 - b +
+        b dl / avgdl)); N, df and avgdl count the committed chunks only.
+        """
+        terms = list(dict.fromkeys(tokenize(query)))
+        if not terms or n <= 0:
+            return []
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._refresh()
+                postings = [
+                    self._db.execute("SELECT rows, tfs FROM postings WHERE term = ?", (t,)).fetchall() for t in terms
+                ]
+                keep = self._mask(filters)
+                scores = self._score(postings, keep, k1, b)
+                best = _top(scores, n)
+                names = self._names(best)
+            finally:
+                self._db.execute("COMMIT")
+        return [(*names[int(r)], float(scores[r])) for r in best if int(r) in names]
+
+    def _mask(self, filters: SearchFilters | None) -> np.ndarray:
+        """Rows that are committed and pass the filters."""
+        keep = self._alive.copy()
+        if filters is None:
+            return keep
+        if filters.has_code is not None:
+            keep &= self._has_code == filters.has_code
+        if filters.year_min is not None:
+            keep &= (self._year != NO_YEAR) & (self._year >= filters.year_min)
+        if filters.year_max is not None:
+            keep &= (self._year != NO_YEAR) & (self._year <= filters.year_max)
+        if filters.source is not None:
+            keep &= self._source == self._sources.get(filters.source, -1)
+        if filters.paper_ids is not None:
+            only = np.zeros_like(keep)
+            only[self._rows_of(filters.paper_ids)] = True
+            keep &= only
+        return keep
+
+    def _rows_of(self, paper_ids: Sequence[str]) -> np.ndarray:
+        """Rows of the chunks of these papers."""
+        rows: list[int] = []
+        for start in range(0, len(paper_ids), 500):
+            part = list(paper_ids[start : start + 500])
+            marks = ",".join("?" * len(part))
+            rows += [r for (r,) in self._db.execute(f"SELECT row FROM chunks WHERE paper_id IN ({marks})", part)]
+        return np.asarray(rows, dtype=np.int64)
+
+    def _score(self, postings: list[list[tuple[bytes, bytes]]], keep: np.ndarray, k1: float, b: float) -> np.ndarray:
+        """BM25 score per row (0 for rows without a query term or filtered out)."""
+        scores = np.zeros(len(self._alive), dtype=np.float32)
+        alive = self._alive
+        n_docs = int(alive.sum())
+        if n_docs == 0:
+            return scores
+        avgdl = float(self._length[alive].mean()) or 1.0
+        for blobs in postings:
+            if not blobs:
+                continue
+            rows = np.concatenate([np.frombuffer(r, dtype=np.int32) for r, _ in blobs])
+            tfs = np.concatenate([np.frombuffer(t, dtype=np.uint16) for _, t in blobs]).astype(np.float32)
+            inside = rows < len(alive)
+            rows, tfs = rows[inside], tfs[inside]
+            live = alive[rows]
+            df = int(live.sum())
+            if df == 0:
+                continue
+            idf = math.log(1 + (n_docs - df + 0.5) / (df + 0.5))
+            ok = keep[rows]
+            rows, tfs = rows[ok], tfs[ok]
+            norm = k1 * (1 - b + b * self._length[rows] / avgdl)
+            scores[rows] += idf * tfs / (tfs + norm)
+        return scores
+
+    def _names(self, rows: np.ndarray) -> dict[int, tuple[str, str]]:
+        """(chunk id, paper id) of rows."""
+        if len(rows) == 0:
+            return {}
+        marks = ",".join("?" * len(rows))
+        found = self._db.execute(f"SELECT row, chunk_id, paper_id FROM chunks WHERE row IN ({marks})", rows.tolist())
+        return {int(r): (c, p) for r, c, p in found}
+
+    def committed(self, chunk_ids: Sequence[str]) -> set[str]:
+        """The chunk ids, among these, of committed chunks (what a reader may show)."""
+        if not chunk_ids:
+            return set()
+        marks = ",".join("?" * len(chunk_ids))
+        with self._lock:
+            found = self._db.execute(f"SELECT chunk_id FROM chunks WHERE chunk_id IN ({marks})", list(chunk_ids))
+            return {c for (c,) in found}
+
+    # --- manifest -----------------------------------------------------------------------------------------
+    def manifest(self, paper_ids: Sequence[str]) -> dict[str, ManifestEntry]:
+        """The committed entries of these papers (absent ones are not in the collection)."""
+        entries: dict[str, ManifestEntry] = {}
+        with self._lock:
+            for start in range(0, len(paper_ids), 500):
+                part = list(paper_ids[start : start + 500])
+                marks = ",".join("?" * len(part))
+                sql = f"SELECT paper_id, index_hash, n_chunks FROM papers WHERE paper_id IN ({marks})"
+                entries.update({p: ManifestEntry(h, n) for p, h, n in self._db.execute(sql, part)})
+        return entries
+
+    def paper_ids(self) -> Iterable[str]:
+        """Every committed paper id (read in one snapshot)."""
+        with self._lock:
+            return [p for (p,) in self._db.execute("SELECT paper_id FROM papers")]
+
+    def chunk_ids(self, paper_ids: Sequence[str]) -> list[str]:
+        """Committed chunk ids of these papers."""
+        ids: list[str] = []
+        with self._lock:
+            for start in range(0, len(paper_ids), 500):
+                part = list(paper_ids[start : start + 500])
+                marks = ",".join("?" * len(part))
+                sql = f"SELECT chunk_id FROM chunks WHERE paper_id IN ({marks})"
+                ids += [c for (c,) in self._db.execute(sql, part)]
+        return ids
+
+    # --- writing (the caller holds the collection's writer lock) --------------------------------------------
+    def pending(self) -> dict[str, str]:
+        """Chunk ids a batch announced but did not settle (Chroma may hold rows for them), with their index hash."""
+        with self._lock:
+            return dict(self._db.execute("SELECT chunk_id, index_hash FROM pending"))
+
+    def announce(self, chunks: dict[str, str]) -> None:
+        """Record, before Chroma is written, the chunk ids a batch will write (with their index hash) or delete ('')."""
+        with self._lock, self._write():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO pending(chunk_id, index_hash) VALUES (?, ?)", list(chunks.items())
+            )
+
+    def settle(self, chunk_ids: Iterable[str]) -> None:
+        """Forget pending chunk ids once Chroma agrees with the committed state for them."""
+        with self._lock, self._write():
+            self._db.executemany("DELETE FROM pending WHERE chunk_id = ?", [(c,) for c in chunk_ids])
+
+    def forget_hashes(self, paper_ids: Iterable[str]) -> None:
+        """Clear papers' index hashes so the next ingest that names them rewrites them."""
+        with self._lock, self._write():
+            self._db.executemany("UPDATE papers SET index_hash = '' WHERE paper_id = ?", [(p,) for p in paper_ids])
+
+    def commit(
+        self,
+        remove: Sequence[str],
+        chunks: Sequence[tuple[LexicalChunk, str]],
+        entries: dict[str, ManifestEntry],
+    ) -> str:
+        """One batch in one transaction: drop the papers in `remove`, add chunks (with their title) and manifest rows.
+
+        Returns the new stamp. Readers see the whole batch or none of it.
+        """
+        with self._lock, self._write():
+            ident = self._meta("uuid") or uuid.uuid4().hex
+            gen = int(self._meta("gen", "0")) + 1
+            self._drop(remove, gen)
+            next_row = int(self._meta("next_row", "0"))
+            postings: dict[str, list[tuple[int, int]]] = {}
+            records = []
+            for offset, (chunk, title) in enumerate(chunks):
+                row = next_row + offset
+                counts = Counter(tokenize(" ".join([title] * self.title_repeats + [chunk.text])))
+                for term, tf in counts.items():
+                    postings.setdefault(term, []).append((row, min(tf, 65535)))
+                records.append(
+                    (row, chunk.chunk_id, chunk.paper_id, gen, sum(counts.values()), chunk.year, int(chunk.has_code),
+                     chunk.source)
+                )  # fmt: skip
+            self._db.executemany(
+                "INSERT INTO chunks(row, chunk_id, paper_id, gen, length, year, has_code, source) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                records,
+            )
+            if records:
+                self._add_segment(0, len(records), postings)
+            self._db.executemany(
+                "INSERT INTO papers(paper_id, index_hash, n_chunks) VALUES (?, ?, ?) ON CONFLICT(paper_id) "
+                "DO UPDATE SET index_hash = excluded.index_hash, n_chunks = excluded.n_chunks",
+                [(p, e.index_hash, e.n_chunks) for p, e in entries.items()],
+            )
+            self._set_meta(uuid=ident, gen=gen, next_row=next_row + len(records), title_repeats=self.title_repeats)
+        self._merge()
+        return f"{ident}:{gen}"
+
+    def _drop(self, paper_ids: Sequence[str], gen: int) -> None:
+        """Delete papers and their chunks (their rows are marked dead for readers); inside a write transaction."""
+        for start in range(0, len(paper_ids), 500):
+            part = list(paper_ids[start : start + 500])
+            marks = ",".join("?" * len(part))
+            rows = [r for (r,) in self._db.execute(f"SELECT row FROM chunks WHERE paper_id IN ({marks})", part)]
+            self._db.executemany("INSERT OR REPLACE INTO dead(row, gen) VALUES (?, ?)", [(r, gen) for r in rows])
+            self._db.execute(f"DELETE FROM chunks WHERE paper_id IN ({marks})", part)
+            self._db.execute(f"DELETE FROM papers WHERE paper_id IN ({marks})", part)
+
+    def _add_segment(self, level: int, docs: int, postings: dict[str, list[tuple[int, int]]]) -> None:
+        """Write one segment: per term, the rows holding it (ascending int32) and their term counts (uint16)."""
+        seg = self._db.execute("INSERT INTO segments(level, docs) VALUES (?, ?) RETURNING seg", (level, docs))
+        seg_id = seg.fetchone()[0]
+        self._db.executemany(
+            "INSERT INTO postings(term, seg, rows, tfs) VALUES (?, ?, ?, ?)",
+            (
+                (term, seg_id, np.fromiter((r for r, _ in pairs), np.int32, len(pairs)).tobytes(),
+                 np.fromiter((t for _, t in pairs), np.uint16, len(pairs)).tobytes())
+                for term, pairs in postings.items()
+            ),
+        )  # fmt: skip
+
+    def _merge(self) -> None:
+        """Merge FANOUT segments of a level into one of the next level, up to MAX_LEVEL (a short transaction each)."""
+        for level in range(MAX_LEVEL):
+            with self._lock:
+                found = self._db.execute("SELECT seg FROM segments WHERE level = ? ORDER BY seg", (level,))
+                segs = [s for (s,) in found]
+            if len(segs) < FANOUT:
+                continue
+            with self._lock, self._write():
+                marks = ",".join("?" * len(segs))
+                merged: dict[str, tuple[list[bytes], list[bytes]]] = {}
+                for term, rows, tfs in self._db.execute(
+                    f"SELECT term, rows, tfs FROM postings WHERE seg IN ({marks})", segs
+                ):
+                    parts = merged.setdefault(term, ([], []))
+                    parts[0].append(rows)
+                    parts[1].append(tfs)
+                docs = self._db.execute(f"SELECT sum(docs) FROM segments WHERE seg IN ({marks})", segs).fetchone()[0]
+                self._db.execute(f"DELETE FROM postings WHERE seg IN ({marks})", segs)
+                self._db.execute(f"DELETE FROM segments WHERE seg IN ({marks})", segs)
+                seg = self._db.execute(
+                    "INSERT INTO segments(level, docs) VALUES (?, ?) RETURNING seg", (level + 1, docs)
+                ).fetchone()[0]
+                self._db.executemany(
+                    "INSERT INTO postings(term, seg, rows, tfs) VALUES (?, ?, ?, ?)",
+                    ((term, seg, *_sorted_join(r, t)) for term, (r, t) in merged.items()),
+                )
+            log.debug("merged %d lexical segments of level %d", len(segs), level)
+
+    def reset(self, title_repeats: int) -> None:
+        """Empty the index under a new identity (before a rebuild from Chroma); readers reload on their next search."""
+        with self._lock, self._write():
+            for table in ("papers", "chunks", "dead", "segments", "postings", "pending"):
+                self._db.execute(f"DELETE FROM {table}")  # fixed table names
+            self._db.execute("DELETE FROM meta")
+            self.title_repeats = title_repeats
+            self._set_meta(uuid=uuid.uuid4().hex, gen=0, next_row=0, title_repeats=title_repeats)
+
+    def _write(self) -> _Transaction:
+        return _Transaction(self._db, self.path)
+
+    def close(self) -> None:
+        """Close the database connection."""
+        with self._lock:
+            self._db.close()
+
+
+def _sorted_join(rows: list[bytes], tfs: list[bytes]) -> tuple[bytes, bytes]:
+    """Concatenate posting parts and sort them by row."""
+    r = np.concatenate([np.frombuffer(x, dtype=np.int32) for x in rows])
+    t = np.concatenate([np.frombuffer(x, dtype=np.uint16) for x in tfs])
+    order = np.argsort(r, kind="stable")
+    return r[order].tobytes(), t[order].tobytes()
+
+
+def _top(scores: np.ndarray, n: int) -> np.ndarray:
+    """Rows of the n highest positive scores, best first (ties by row)."""
+    candidates = np.flatnonzero(scores > 0)
+    if len(candidates) > n:
+        candidates = candidates[np.argpartition(-scores[candidates], n - 1)[:n]]
+    return candidates[np.lexsort((candidates, -scores[candidates]))]
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error), sqlite errors turned into IndexStoreError."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
+        self.db, self.path = db, path
+
+    def __enter__(self) -> None:
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise IndexStoreError(f"cannot write the lexical index {self.path}: {exc}") from exc
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        if exc is None:
+            try:
+                self.db.execute("COMMIT")
+                return
+            except sqlite3.Error as err:
+                exc = err
+        self.db.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.Error):
+            raise IndexStoreError(
+                f"cannot write the lexical index {self.path}: {exc}; check the data directory (space, permissions)"
+            ) from exc

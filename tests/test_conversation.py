@@ -1,0 +1,86 @@
+"""Turn resolution: a self-contained question stands alone; a follow-up resolves to the papers the last answer cited."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.conversation import resolve
+from rag.types import Message, Paper
+
+CBNET = Paper(id="cb", title="CBNet: A Composite Backbone Network Architecture for Object Detection",
+              abstract="We propose CBNetV2.", code_urls=("https://github.com/VDIGPKU/CBNetV2",))  # fmt: skip
+MAXVIT = Paper(id="mx", title="MaxViT: Multi-Axis Vision Transformer", abstract="We present MaxViT.")
+PAPERS = {p.id: p for p in (CBNET, MAXVIT)}
+
+
+def lookup(ids):
+    return [PAPERS[i] for i in ids if i in PAPERS]
+
+
+TWO_CITED = [
+    Message(role="user", content="Which detection backbones are there?"),
+    Message(role="assistant", content="- CBNet: composite backbones [1].\n- MaxViT: multi-axis attention [2].",
+            papers=("cb", "mx")),  # fmt: skip
+]
+ONE_CITED = [
+    Message(role="user", content="What does the multi-axis attention backbone reach on ImageNet?"),
+    Message(role="assistant", content="MaxViT: 86.5% top-1 [1].", papers=("mx",)),
+]
+ABSTAINED = [
+    Message(role="user", content="What is the capital of France?"),
+    Message(role="assistant", content="The collection does not say. No paper in the collection matches."),
+]
+
+
+@pytest.mark.parametrize(
+    ("question", "history", "papers", "standalone"),
+    [
+        ("And what did the second one get on COCO?", TWO_CITED, ("mx",), "What did MaxViT get on COCO?"),
+        ("What does the first paper use?", TWO_CITED, ("cb",), "What does CBNet use?"),
+        ("What does it get on COCO?", ONE_CITED, ("mx",), "What does MaxViT get on COCO?"),
+        ("What about its parameter count?", ONE_CITED, ("mx",), "What about MaxViT's parameter count?"),
+        ("Tell me more about that paper.", ONE_CITED, ("mx",), "Tell me more about MaxViT."),
+        ("Summarise the one with code.", TWO_CITED, ("cb",), "Summarise CBNet."),
+        ("How do they compare?", TWO_CITED, ("cb", "mx"), "How do CBNet and MaxViT compare?"),
+        ("And on ADE20K?", ONE_CITED, ("mx",), "MaxViT: on ADE20K?"),
+        ("What does source [2] report?", TWO_CITED, ("mx",), "What does MaxViT report?"),
+    ],
+)
+def test_follow_ups_resolve_to_the_cited_papers(question, history, papers, standalone) -> None:
+    turn = resolve(question, history, lookup)
+    assert turn.follow_up
+    assert turn.papers == papers
+    assert turn.standalone == standalone
+
+
+@pytest.mark.parametrize(
+    ("question", "history"),
+    [
+        ("How does UniBench work?", ABSTAINED),
+        ("What is GroupMamba and what problem does it address?", ONE_CITED),
+        ("Which papers study token pruning for vision-language models?", TWO_CITED),
+        ("Summarise the all-MLP backbone for image restoration and what it improves.", TWO_CITED),
+        ("What ImageNet accuracy does MaxViT reach?", ONE_CITED),
+    ],
+)
+def test_self_contained_questions_are_searched_as_typed(question, history) -> None:
+    turn = resolve(question, history, lookup)
+    assert not turn.follow_up
+    assert turn.standalone == question and turn.papers == ()
+
+
+def test_without_history_nothing_is_a_follow_up() -> None:
+    turn = resolve("What does it get on COCO?", [], lookup)
+    assert not turn.follow_up and turn.standalone == "What does it get on COCO?"
+
+
+def test_a_pronoun_after_an_abstention_borrows_the_previous_subject() -> None:
+    history = [Message(role="user", content="What does UniBench measure?"),
+               Message(role="assistant", content="The collection does not say.")]  # fmt: skip
+    turn = resolve("How large is it?", history, lookup)
+    assert turn.follow_up and turn.papers == () and turn.standalone == "How large is UniBench?"
+
+
+def test_an_ordinal_past_the_cited_papers_falls_back_to_the_first() -> None:
+    turn = resolve("What about the third one?", TWO_CITED, lookup)
+    assert turn.papers == ("cb",)
