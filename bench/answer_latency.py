@@ -1,14 +1,17 @@
-"""Answer latency of the extractive backend on the bundled digest: ask p50/p95 warm, per stage, and a warm restart.
+"""Answer latency of the extractive backend on the bundled digest: a first pass over new questions, cold.
 
-Run from the repository root:  python bench/answer_latency.py  [--data-dir DIR] [--rounds N] [--out-json FILE]
-The digest is ingested once into --data-dir (outside the repo) and reused by later runs. Questions are the gold
-set's (evals/gold/digest.jsonl) with their histories.
+Run from the repository root:  python bench/answer_latency.py [--data-dir DIR] [--gold FILE] [--out-json FILE]
+
+The digest is ingested once into --data-dir (outside the repo). Then the sentence cache is deleted and a new process
+state (a new Assistant) asks every question of the gold file once, with its history: that first pass is the figure
+the floor applies to (issue 8: p50 <= 150 ms, p95 <= 400 ms). A second, warm pass is printed beside it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 import time
@@ -16,17 +19,17 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # run as a script: make `rag` importable from a checkout
+sys.path.insert(0, str(REPO))  # run as a script: make `rag` and `evals` importable from a checkout
 
-from rag import Assistant, Message  # noqa: E402
+from evals.gold_schema import TEST_SPLIT, GoldItem, load_gold  # noqa: E402
+from rag import Assistant  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
     """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", type=Path, default=Path("/tmp/paper-rag-bench-answer"), help="index (outside repo)")
-    p.add_argument("--gold", type=Path, default=REPO / "evals" / "gold" / "digest.jsonl")
-    p.add_argument("--rounds", type=int, default=2, help="timed passes over the gold questions after a warm-up pass")
+    p.add_argument("--gold", type=Path, default=TEST_SPLIT, help="questions to ask (default: the test split)")
     p.add_argument("--out-json", type=Path, default=None, help="also write the figures here")
     return p.parse_args()
 
@@ -39,55 +42,42 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
-def questions(gold: Path) -> list[tuple[str, list[Message]]]:
-    """(question, history) of every gold item."""
-    items = [json.loads(line) for line in gold.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [(i["question"], [Message(**m) for m in i.get("history", [])]) for i in items]
-
-
-def timed_pass(assistant: Assistant, qs: list[tuple[str, list[Message]]]) -> tuple[list[float], dict[str, list]]:
+def timed_pass(assistant: Assistant, items: list[GoldItem]) -> tuple[list[float], dict[str, list[float]]]:
     """Wall-clock ms of each ask and the chain's own per-stage timings."""
     walls: list[float] = []
     stages: dict[str, list[float]] = {}
-    for question, history in qs:
+    for item in items:
         start = time.perf_counter()
-        answer = assistant.ask(question, history)
+        answer = assistant.ask(item.question, list(item.history))
         walls.append((time.perf_counter() - start) * 1000)
         for stage, ms in answer.timings_ms.items():
             stages.setdefault(stage, []).append(ms)
     return walls, stages
 
 
-def main() -> None:
-    """Ingest if needed, warm up, time the rounds, time a restarted Assistant's first answers; print JSON."""
-    args = parse_args()
-    qs = questions(args.gold)
-    assistant = Assistant.load(data_dir=args.data_dir, llm="extractive")
-    if assistant.index.is_empty():
-        assistant.ingest(progress=True)
-    start = time.perf_counter()
-    timed_pass(assistant, qs)  # warm-up: sentence embeddings computed and persisted
-    warmup_s = time.perf_counter() - start
-    walls: list[float] = []
-    stages: dict[str, list[float]] = {}
-    for _ in range(args.rounds):
-        w, s = timed_pass(assistant, qs)
-        walls += w
-        for k, v in s.items():
-            stages.setdefault(k, []).extend(v)
-    restarted = Assistant.load(data_dir=args.data_dir, llm="extractive")
-    restart_walls, _ = timed_pass(restarted, qs[:20])  # a new Assistant reads the persisted sentence cache
-    report: dict[str, Any] = {
-        "questions": len(qs),
-        "rounds": args.rounds,
-        "warmup_pass_s": round(warmup_s, 1),
-        "ask_ms": {"p50": round(percentile(walls, 0.5), 1), "p95": round(percentile(walls, 0.95), 1)},
+def summary(walls: list[float], stages: dict[str, list[float]]) -> dict[str, Any]:
+    """p50/p95 of the walls and the median of each stage."""
+    return {
+        "ask_ms": {"p50": round(percentile(walls, 0.5), 1), "p95": round(percentile(walls, 0.95), 1),
+                   "max": round(max(walls), 1)},
         "stage_p50_ms": {k: round(statistics.median(v), 1) for k, v in stages.items()},
-        "restarted_first20_ms": {
-            "first": round(restart_walls[0], 1),
-            "p50": round(percentile(restart_walls, 0.5), 1),
-        },
-    }
+    }  # fmt: skip
+
+
+def main() -> None:
+    """Ingest if needed, empty the sentence cache, time a cold first pass and a warm pass; print JSON."""
+    args = parse_args()
+    items = load_gold(args.gold)
+    setup = Assistant.load(data_dir=args.data_dir, llm="extractive")
+    if setup.index.is_empty():
+        setup.ingest(progress=True)
+    shutil.rmtree(args.data_dir / "sentence_cache", ignore_errors=True)
+    assistant = Assistant.load(data_dir=args.data_dir, llm="extractive")
+    assistant.search("warm the index and the embedder", k=1)  # process start-up is not part of an answer
+    cold = timed_pass(assistant, items)
+    warm = timed_pass(assistant, items)
+    report = {"gold": args.gold.name, "questions": len(items), "first_pass_cold": summary(*cold),
+              "second_pass_warm": summary(*warm)}  # fmt: skip
     text = json.dumps(report, indent=2)
     print(text)
     if args.out_json:

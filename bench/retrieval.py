@@ -30,7 +30,8 @@ from rag.retrieval import fuse, single  # noqa: E402
 
 COLLECTION = "scifact"
 DEPTH = 300  # chunks each retriever returns when tuning; enough for Recall@100 over papers
-BM25_GRID = [(k1, b, t) for k1 in (0.9, 1.2, 1.5) for b in (0.4, 0.75) for t in (1, 2)]
+# title repeats outermost: each change of it rebuilds the lexical index from Chroma (k1 and b are query-time only)
+BM25_GRID = [(k1, b, t) for t in (2, 1) for k1 in (0.9, 1.2, 1.5) for b in (0.4, 0.75)]
 RRF_K_GRID = (5, 10, 20, 30, 60, 100)
 BM25_WEIGHT_GRID = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 CANDIDATE_GRID = (50, 100, 200)

@@ -45,8 +45,12 @@ log = logging.getLogger(__name__)
 SENTENCE_LABEL_TYPES = ("factoid", "which_paper", "follow_up", "topic_switch")
 L2 = 1.0  # ridge penalty on standardized weights: keeps the fit stable on a few hundred dev items
 GRID = np.round(np.arange(0.02, 0.99, 0.01), 2)
+DISTINCT_GRID = np.round(np.arange(0.0, 0.55, 0.05), 2)
+LIST_BETA = 0.25  # F-beta of list answers: precision counts 16 times as much as recall
 # The gate may wrongly abstain on at most this share of answerable dev items (the issue's floor is 0.05).
 MAX_FALSE_ABSTENTION = 0.03
+# ... and the quantity cut-off at most this share of the answerable quantity questions that pass the gate.
+MAX_QUANTITY_FALSE_ABSTENTION = 0.08
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, features: tuple[str, ...], l2: float = L2) -> LogisticModel:
@@ -113,7 +117,8 @@ def _rescore(assistant: Assistant, samples: Sequence[Sample], model: EvidenceMod
     for sample in samples:
         if sample.evidence is not None:
             ordered = [p.hit for p in sorted(sample.evidence.papers, key=lambda p: p.number)]
-            sample.evidence = score(sample.evidence.question, ordered, chain.cache, model)
+            focus = [p.hit.paper.id for p in sample.evidence.papers if p.named]
+            sample.evidence = score(sample.evidence.question, ordered, chain.cache, model, focus=focus)
 
 
 def _best_threshold(scores: Sequence[float], labels: Sequence[bool], max_false_negative: float) -> float:
@@ -129,22 +134,26 @@ def _best_threshold(scores: Sequence[float], labels: Sequence[bool], max_false_n
     return best
 
 
-def _list_threshold(samples: Sequence[Sample]) -> float:
-    """The paper-probability cut-off for list answers with the best mean F0.5 (precision weighs more) on dev."""
+def _list_cutoffs(samples: Sequence[Sample]) -> tuple[float, float]:
+    """The paper-probability and distinguishing-term cut-offs for list answers with the best mean F-score on dev,
+    precision weighted by LIST_BETA (an off-topic paper in a list is worse than a missing one)."""
     lists = [s for s in samples if s.item.type == "multi_paper" and s.evidence is not None]
-    best, best_f = 0.5, -1.0
-    for t in GRID:
-        total = 0.0
-        for s in lists:
-            assert s.evidence is not None
-            gold = {normalize_title(x) for x in s.item.gold_titles}
-            chosen = {normalize_title(p.hit.paper.title) for p in s.evidence.papers if p.prob >= t}
-            chosen = chosen or {normalize_title(s.evidence.papers[0].hit.paper.title)}
-            tp = len(chosen & gold)
-            precision, recall = tp / len(chosen), tp / len(gold)
-            total += 0 if tp == 0 else 1.25 * precision * recall / (0.25 * precision + recall)
-        if total > best_f:
-            best, best_f = float(t), total
+    best, best_f = (0.5, 0.0), -1.0
+    for t in GRID[::2]:
+        for d in DISTINCT_GRID:
+            total = 0.0
+            for s in lists:
+                assert s.evidence is not None
+                gold = {normalize_title(x) for x in s.item.gold_titles}
+                chosen = {normalize_title(p.hit.paper.title) for p in s.evidence.papers
+                          if p.prob >= t and p.distinct >= d}  # fmt: skip
+                tp = len(chosen & gold)
+                if tp:
+                    precision, recall = tp / len(chosen), tp / len(gold)
+                    beta2 = LIST_BETA**2
+                    total += (1 + beta2) * precision * recall / (beta2 * precision + recall)
+            if total > best_f + 1e-9:
+                best, best_f = (float(t), float(d)), total
     return best
 
 
@@ -172,21 +181,24 @@ def fit(gold: Path, data_dir: Path) -> dict[str, object]:
     model = EvidenceModel(sentence, paper, 0.5, 0.5, 0.5)
     _rescore(assistant, scored, model)
 
-    strengths = [s.evidence.strength if s.evidence is not None else 0.0 for s in samples]
+    # named papers pass the gate whatever their probability: the threshold is chosen on the other items
+    strengths = [(1.0 if any(p.named for p in s.evidence.papers) else s.evidence.strength)
+                 if s.evidence is not None else 0.0 for s in samples]  # fmt: skip
     answerable = [s.item.answerable for s in samples]
     answer = _best_threshold(strengths, answerable, MAX_FALSE_ABSTENTION)
     quantity_scores, quantity_labels = [], []
     for s in scored:
         assert s.evidence is not None
         if s.evidence.quantity and s.evidence.strength >= answer:
-            numeric = [x.prob for x in s.evidence.papers[0].sentences if x.has_number]
+            numeric = [x.prob for x in s.evidence.papers[0].sentences if x.tied_number]
             quantity_scores.append(max(numeric, default=0.0))
             quantity_labels.append(s.item.answerable)
-    quantity = _best_threshold(quantity_scores, quantity_labels, MAX_FALSE_ABSTENTION)
+    quantity = _best_threshold(quantity_scores, quantity_labels, MAX_QUANTITY_FALSE_ABSTENTION)
+    listing, min_distinct = _list_cutoffs(scored)
     return {
         "sentence": sentence.to_json(),
         "paper": paper.to_json(),
-        "thresholds": {"answer": answer, "list": _list_threshold(scored), "quantity": quantity},
+        "thresholds": {"answer": answer, "list": listing, "list_min_distinct": min_distinct, "quantity": quantity},
         "fit": {
             "gold": gold.name, "items": len(items), "sentence_rows": int(sum(len(s.evidence.sentence_rows)
             for s in sentence_samples if s.evidence is not None)), "created": datetime.now(UTC).date().isoformat(),

@@ -8,9 +8,7 @@ from typing import TYPE_CHECKING
 
 from llama_index.core.evaluation import CorrectnessEvaluator, FaithfulnessEvaluator
 
-from rag.errors import LLMError, SettingsError
-from rag.llm import LLM_FAILURES, make_llm
-from rag.settings import Settings
+from rag import Assistant, LLMError, Settings, SettingsError
 
 if TYPE_CHECKING:
     from llama_index.core.llms import LLM
@@ -50,7 +48,7 @@ class Judge:
             raise SettingsError(
                 "--judge needs an LLM: set RAG_OPENAI_BASE_URL (an OpenAI-compatible server) or OPENAI_API_KEY"
             )
-        return cls(make_llm(settings))
+        return cls(Assistant(settings).chat_model())
 
     def score(self, item: GoldItem, answer: Answer) -> tuple[float | None, float | None]:
         """(faithfulness to the cited papers, correctness against the reference); None for abstentions."""
@@ -61,8 +59,8 @@ class Judge:
         try:
             faithful = self._faithfulness.evaluate(query=item.question, response=answer.text, contexts=contexts)
             correct = self._correctness.evaluate(query=item.question, response=answer.text, reference=item.answer)
-        except LLM_FAILURES as exc:
-            raise LLMError(f"the judge LLM failed on gold item {item.id} ({item.where}): {exc}; "
-                           "check the LLM server or run without --judge") from exc
+        except LLMError as exc:
+            raise LLMError(f"the judge LLM failed on gold item {item.id} ({item.where}): {exc} "
+                           "(or run without --judge)") from exc
         correctness = None if correct.score is None else float(correct.score) / CORRECTNESS_MAX
         return (None if faithful.score is None else float(faithful.score)), correctness

@@ -86,3 +86,25 @@ def check(metrics: RunMetrics, thresholds: Sequence[Threshold]) -> list[Violatio
         if not ok:
             violations.append(Violation(threshold=t, actual=actual))
     return violations
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m evals.thresholds METRICS_JSON [THRESHOLDS_TOML]`: list the bounds a saved run misses (exit 3)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Check a saved eval run (metrics.json) against a thresholds file.")
+    parser.add_argument("metrics", type=Path, help="metrics.json written by `rag eval --out DIR`")
+    parser.add_argument("thresholds", type=Path, nargs="?", default=DEFAULT_THRESHOLDS, help="thresholds TOML")
+    args = parser.parse_args(argv)
+    run = RunMetrics.model_validate_json(args.metrics.read_text(encoding="utf-8"))
+    missed = check(run, load_thresholds(args.thresholds))
+    name = args.thresholds.name
+    for violation in missed:
+        print(f"{name}: not met: {violation.describe()}")
+    if not missed:
+        print(f"{name}: every bound met")
+    return 3 if missed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

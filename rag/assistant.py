@@ -61,8 +61,7 @@ class Assistant:
             from rag.index import PaperIndex
             from rag.settings import writable_data_dir
 
-            if not self.settings.chroma_url:  # embedded Chroma writes its files there even to read
-                writable_data_dir(self.settings.data_dir)
+            writable_data_dir(self.settings.data_dir)  # Chroma (embedded), BM25 and locks write there even to read
             self._index = PaperIndex(self.settings, self.embedder, self.settings.collection)
         return self._index
 
@@ -143,6 +142,20 @@ class Assistant:
         """The resolved turn, numbered sources and evidence scores the answer would rest on (for evaluation and
         debugging; extractive scoring, no model call)."""
         return self._chain("extractive").prepare(question, to_messages(history))
+
+    def chat_model(self, backend: str | None = None) -> LLM:
+        """The chat LLM of a backend (default: the configured one) as a llama-index LLM whose server failures raise
+        LLMError, for callers beside the answer chain (the eval judge); SettingsError when the backend has none."""
+        from rag.errors import SettingsError
+        from rag.llm import CheckedLLM, make_llm
+
+        settings = self.settings.model_copy(update={"llm": backend or self.settings.llm})
+        if settings.resolved_llm == "extractive":
+            raise SettingsError(
+                "the extractive backend has no chat model: set RAG_OPENAI_BASE_URL (an OpenAI-compatible server) "
+                "or OPENAI_API_KEY, or RAG_LLM=local with RAG_LOCAL_MODEL_PATH"
+            )
+        return CheckedLLM(self._llm or make_llm(settings))
 
     def info(self) -> IndexInfo:
         """Collection, paper and chunk counts, models and data directory."""

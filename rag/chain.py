@@ -137,12 +137,12 @@ class AnswerChain:
         if not hits:
             yield from _finish(Answer(text=abstain_text(NOTHING_FOUND), abstained=True, timings_ms=run.done(), **base))
             return
-        evidence = score(turn.standalone, hits, self.cache, self.model)
+        evidence = score(turn.standalone, hits, self.cache, self.model, focus=turn.papers)
         run.stage("evidence")
         if backend is None:
             yield from self._extractive(run, evidence, hits, base, model=self.cache.model_name)
             return
-        if evidence.strength < self.model.answer_threshold:
+        if not evidence.answerable(self.model.answer_threshold):
             # the evidence gate: no model call when the sources cannot answer
             answer = Answer(
                 text=abstain_text(WEAK_EVIDENCE), abstained=True, sources=tuple(hits), model=backend.model,
@@ -158,7 +158,8 @@ class AnswerChain:
         text = validate_question(question, self.settings.max_question_chars)
         turn = resolve(text, history, self.lookup)
         hits = self._hits(turn, None, None)
-        return Prepared(turn, hits, score(turn.standalone, hits, self.cache, self.model) if hits else None)
+        evidence = score(turn.standalone, hits, self.cache, self.model, focus=turn.papers) if hits else None
+        return Prepared(turn, hits, evidence)
 
     def turn(self, question: str, history: Sequence[Message], deadline: Deadline | None = None) -> Turn:
         """How the question relates to the conversation: standalone, or a follow-up over the papers it means."""

@@ -164,6 +164,7 @@ class AnswerBuilder:
     _line: int = -1
     _raw: str = ""
     _settled: int = 0
+    _vectors: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._papers = self.cache.get(hit.paper for hit in self.sources)
@@ -188,6 +189,9 @@ class AnswerBuilder:
 
     def add(self, text: str) -> Iterator[str]:
         """Verify a complete answer text (the extractive composer's), yielding each supported sentence."""
+        plain = [strip_markers(p.text) or p.text for p in split_answer(clean_markers(text, len(self.sources))[0])]
+        if plain:  # one embedding batch for the whole text instead of one call per sentence
+            self._vectors.update(zip(plain, self.cache.embed(plain), strict=True))
         yield from self.feed(text)
         yield from self.finish()
 
@@ -234,7 +238,7 @@ class AnswerBuilder:
             self.sentences.append(AnswerSentence(text=sentence.text, citations=sentence.citations, supported=False,
                                                  support=0.0))  # fmt: skip
             return None
-        vector = self.cache.embed([plain])[0]
+        vector = self._vectors[plain] if plain in self._vectors else self.cache.embed([plain])[0]
         cited = [self._papers[n - 1] for n in sentence.citations]
         score, best, index, content = support_score(plain, vector, cited)
         supported = content and score >= self.threshold

@@ -10,8 +10,10 @@ from collections.abc import Sequence
 from importlib.metadata import entry_points
 from typing import Any
 
+from pydantic import ValidationError
+
 from rag.assistant import Assistant
-from rag.errors import RagError
+from rag.errors import QuestionError, RagError
 from rag.runtime import configure
 from rag.settings import BACKENDS
 from rag.types import Answer, Hit, Message, Record, SearchFilters
@@ -34,12 +36,16 @@ def _print_json(payload: Any) -> None:
 
 def _filters(args: argparse.Namespace) -> SearchFilters | None:
     """Build retrieval filters from --has-code / --year-min / --year-max / --source, or None."""
-    f = SearchFilters(
-        has_code=True if getattr(args, "has_code", False) else None,
-        year_min=getattr(args, "year_min", None),
-        year_max=getattr(args, "year_max", None),
-        source=getattr(args, "source", None),
-    )
+    try:
+        f = SearchFilters(
+            has_code=True if getattr(args, "has_code", False) else None,
+            year_min=getattr(args, "year_min", None),
+            year_max=getattr(args, "year_max", None),
+            source=getattr(args, "source", None),
+        )
+    except ValidationError as exc:  # e.g. --year-min after --year-max
+        reason = "; ".join(str(e.get("ctx", {}).get("error") or e["msg"]) for e in exc.errors())
+        raise QuestionError(f"{reason}: check --year-min and --year-max") from exc
     return None if f == SearchFilters() else f
 
 
@@ -134,10 +140,8 @@ def _answer_once(assistant: Assistant, question: str, history: list[Message], ar
     if answer is None:  # the chain's contract is to end with an Answer; anything else is a bug
         raise RuntimeError("the answer stream ended without a final Answer")
     print()
-    if answer.notice:
+    if answer.notice:  # e.g. the extractive fallback, or model sentences left out as unsupported
         print(f"\nNote: {answer.notice}")
-    if answer.unsupported_sentences:
-        print(f"({len(answer.unsupported_sentences)} sentence(s) not supported by the cited sources)")
     sources = _format_sources(answer)
     if sources:
         print("\nSources:\n" + sources)
@@ -167,7 +171,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         except RagError as exc:  # keep the conversation going after a bad question or a failed server
             print(f"error: {exc}", file=sys.stderr)
             continue
-        history += Message.from_answer(answer)  # the answer's cited papers travel with it for follow-ups
+        # the answer's cited papers travel with it, so a follow-up can refer to them
+        history += [Message(role="user", content=question), Message.from_answer(answer)]
         print()
     return EXIT_OK
 

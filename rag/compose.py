@@ -10,12 +10,22 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rag.evidence import Evidence, EvidenceModel, PaperEvidence, QueryType, ScoredSentence, exact_terms, mentioned
+from rag.evidence import (
+    Evidence,
+    EvidenceModel,
+    PaperEvidence,
+    QueryType,
+    ScoredSentence,
+    counted_nouns,
+    exact_terms,
+    mentioned,
+)
 from rag.naming import short_name
+from rag.text import content_words, key_terms
 
 # At most this many papers in a list, sentences in a summary, sentences in a factoid answer.
 MAX_LISTED = 6
-SUMMARY_SENTENCES = 3
+SUMMARY_SENTENCES = 4
 FACTOID_SENTENCES = 2
 # A second factoid sentence is quoted only when it is nearly as likely to answer as the first.
 SECOND_SENTENCE_SHARE = 0.75
@@ -32,6 +42,23 @@ _DANGLING = re.compile(
 _BOILERPLATE = re.compile(
     r"https?://|\bgithub\b|\b(code|models?|data(sets?)?|weights|checkpoints?)\b[^.]{0,60}\b(available|released?|"
     r"public)\b|\bproject (page|website)\b",
+    re.IGNORECASE,
+)
+# "apart from Mamba-based backbones", "rather than a CNN", "other than diffusion models": what the answer leaves out.
+_EXCLUDING = re.compile(
+    r"\b(?:apart from|other than|except(?: for)?|excluding|aside from|besides|rather than|instead of|not counting)"
+    r"\s+([^,;?]{2,60})",
+    re.IGNORECASE,
+)
+_WANTS_CODE = re.compile(
+    r"\b(?:release[sd]?|releasing|share[sd]?|provide[sd]?|publish(?:es|ed)?|open-source[sd]?|with|have|has)\s+"
+    r"(?:their |its |the |public |open-source |available )*code\b|\bcode (?:is |are )?(?:available|released|public)\b",
+    re.IGNORECASE,
+)
+_ASKS_FINDINGS = re.compile(r"\b(find|findings|found|conclu\w*|results?|show|lessons?|takeaways?)\b", re.IGNORECASE)
+_FINDING = re.compile(
+    r"\bwe (also )?(find|show|demonstrate|observe|discover|identify)\b|\bresults? (show|demonstrate|indicate)|"
+    r"\boutperform|\bachiev|\bsurpass|\bconclude|\bsuggest",
     re.IGNORECASE,
 )
 _ASKS_FOR_LINKS = re.compile(r"\b(code|github|url|link|website|page|release[ds]?|available|download)\b", re.IGNORECASE)
@@ -87,11 +114,16 @@ def _distinct(papers: Sequence[PaperEvidence]) -> list[PaperEvidence]:
     return list(best.values())
 
 
-def _summary(paper: PaperEvidence) -> list[ScoredSentence]:
-    """The contribution sentence, the method's gist after it, and the best remaining sentence."""
+def _summary(paper: PaperEvidence, question: str) -> list[ScoredSentence]:
+    """The contribution sentence, the method's gist after it, and the sentences closest to the question (its
+    findings first when the question asks for findings or conclusions)."""
     ordered = sorted((s for s in paper.sentences if not _BOILERPLATE.search(s.text)), key=lambda s: s.index)
     if not ordered:
         return []
+    if _ASKS_FINDINGS.search(question):
+        findings = sorted((s for s in ordered if _FINDING.search(s.text)), key=lambda s: (-s.prob, s.index))
+        rest = sorted((s for s in ordered if s not in findings), key=lambda s: (-s.prob, s.index))
+        return (findings + rest)[:SUMMARY_SENTENCES]
     anchor = next((s for s in ordered if s.contribution), None) or max(ordered, key=lambda s: (s.prob, -s.index))
     after = [s for s in ordered if s.index > anchor.index]
     gist = next((s for s in after if _METHOD.search(s.text)), after[0] if after else None)
@@ -104,7 +136,8 @@ def _factoid(evidence: Evidence, paper: PaperEvidence, model: EvidenceModel) -> 
     """The sentences of a paper that state the asked-for fact; for a quantity, one holding a number tied to it."""
     candidates = _contentful(paper, evidence.question)
     if evidence.quantity:
-        candidates = [s for s in candidates if s.has_number]
+        # the sentence must hold a number tied to the thing asked (near it, or of the asked kind: a % for an accuracy)
+        candidates = [s for s in candidates if s.tied_number]
         if not candidates or candidates[0].prob < model.quantity_threshold:
             return []
     if not candidates:
@@ -117,16 +150,40 @@ def _factoid(evidence: Evidence, paper: PaperEvidence, model: EvidenceModel) -> 
     return chosen
 
 
+def constraints(question: str, papers: Sequence[PaperEvidence]) -> list[PaperEvidence]:
+    """The papers that meet the question's hard constraints: "apart from X" / "rather than X" leave out papers about X
+    (in the title, or named twice in the abstract); "with code" / "release code" keep papers that link code."""
+    kept = list(papers)
+    for match in _EXCLUDING.finditer(question):
+        words = content_words(match.group(1).replace("-", " "))
+        if words:  # the first content word is the distinguishing one: "Mamba-based backbones" -> "mamba"
+            excluded = key_terms(words[0])
+            kept = [p for p in kept if not _about(p, excluded)]
+    if _WANTS_CODE.search(question):
+        kept = [p for p in kept if p.hit.paper.code_urls]
+    return kept
+
+
+def _about(paper: PaperEvidence, terms: frozenset[str]) -> bool:
+    """True when the paper's title has one of the terms, or its abstract has one at least twice."""
+    if terms & key_terms(paper.hit.paper.title.replace("-", " ")):
+        return True
+    words = [key_terms(w) for w in paper.hit.paper.abstract.replace("-", " ").split()]
+    return any(sum(t in w for w in words) >= 2 for t in terms)
+
+
 def compose(evidence: Evidence, model: EvidenceModel) -> Composition:
     """Quote the sentences that answer the question, or return empty text when the evidence does not answer it."""
     kind = evidence.kind
-    papers = [p for p in evidence.papers if p.sentences]
-    if not papers or evidence.strength < model.answer_threshold:
+    papers = constraints(evidence.question, [p for p in evidence.papers if p.sentences])
+    if not papers or not evidence.answerable(model.answer_threshold):
         return Composition("", kind, ())
     exact = exact_terms(evidence.question, [p.hit for p in evidence.papers])
     named = _distinct([p for p in papers if p.named])
     if kind is QueryType.LIST:
-        chosen = named if len(named) > 1 else _distinct([p for p in papers if p.prob >= model.list_threshold])
+        # a paper is listed on its own evidence: likely enough, and holding the question's distinguishing terms
+        listed = [p for p in papers if p.prob >= model.list_threshold and p.distinct >= model.list_min_distinct]
+        chosen = named if len(named) > 1 else _distinct(listed)
         chosen = [p for p in chosen if not exact or mentioned(_text(p), exact) == len(exact)][:MAX_LISTED]
         if not chosen:
             return Composition("", kind, ())
@@ -135,9 +192,11 @@ def compose(evidence: Evidence, model: EvidenceModel) -> Composition:
     best = named[0] if named else papers[0]
     if exact and mentioned(_text(best), exact) < len(exact):
         return Composition("", kind, ())  # the paper never mentions what is asked about (a near miss)
+    if not counted_nouns(evidence.question) <= key_terms(_text(best)):
+        return Composition("", kind, ())  # "how many GPU hours": the paper never counts hours
     if kind is QueryType.SUMMARY:
         chosen_papers = named[:2] if len(named) > 1 else [best]
-        lines = [cite(p, _summary(p)) for p in chosen_papers]
+        lines = [cite(p, _summary(p, evidence.question)) for p in chosen_papers]
         return Composition("\n".join(lines), kind, tuple(p.number for p in chosen_papers))
     if kind is QueryType.IDENTIFY and not evidence.quantity:
         top = _contentful(best, evidence.question)[:1]

@@ -27,7 +27,9 @@ _NOUN = r"(?:one|paper|model|method|work|approach|architecture|network|study|art
 _ORDINAL_REF = re.compile(rf"\b(?:the\s+)?({'|'.join(_ORDINALS)})\s+{_NOUN}\b|\bthe\s+({'|'.join(_ORDINALS)})\b", re.I)
 _NUMBER_REF = re.compile(rf"\b(?:{_NOUN}|source|reference)\s*\[?(\d{{1,2}})\]?|\[(\d{{1,2}})\]", re.IGNORECASE)
 _WITH_CODE = re.compile(
-    rf"\b(?:the\s+)?{_NOUN}s?\s+(?:with|that\s+(?:has|releases|shares))\s+(?:public\s+)?code\b", re.I
+    rf"\b(?:the\s+)?{_NOUN}s?\s+(?:with|that\s+(?:has|releases|shares|released))\s+(?:(?:the|its|public|released|"
+    rf"open-source|available)\s+)*code\b",
+    re.I,
 )
 _DEMONSTRATIVE = re.compile(rf"\b(?:that|this|the\s+same|the\s+above|said)\s+{_NOUN}\b", re.IGNORECASE)
 _PLURAL_DEMONSTRATIVE = re.compile(rf"\b(?:these|those|both|the\s+(?:two|three|above))\s+(?:{_NOUN}s|ones)\b", re.I)

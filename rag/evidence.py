@@ -75,12 +75,12 @@ _BOILERPLATE = re.compile(
     r"\b(effectiveness|capabilities|potential|superiority|value) of (our|the proposed|this)\b|\bunderscores?\b",
     re.IGNORECASE,
 )
-_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-.]*[A-Za-z0-9]")
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-.@]*[A-Za-z0-9]")
 _DESCRIPTIVE_SUFFIX = re.compile(r"(?<=[A-Za-z0-9])-[a-z]+$")
 _SQUASH = re.compile(r"[^a-z0-9]+")
 _HOW_MANY = re.compile(r"\bhow many\s+([A-Za-z][\w\-]*)(?:\s+([a-z][\w\-]*))?", re.IGNORECASE)
-# A number with what follows it ("86.5% top-1", "25 petaflops", "2.8× faster"): the unit that ties it to the question.
-_NUMBER_UNIT = re.compile(r"\d[\d.,]*\s*(%|×|x\b)?\s*([A-Za-z][\w\-]*)?(?:\s+([A-Za-z][\w\-]*))?")
+# A number that measures something ("86.5%", "25", "2.8×"), not part of a name ("ImageNet-V2", "Kinetics-400").
+_QUANTITY_NUMBER = re.compile(r"(?<![\w.,\-])\d+(?:[.,]\d+)*")
 _QUESTION_UNITS = {
     "%": re.compile(r"\b(accuracy|percent|share|fraction|proportion|rate|top-?1|ap|map|miou|improv|gain|saving|"
                     r"reduc|fewer|less|memory|parameters)\b|%", re.IGNORECASE),
@@ -142,16 +142,23 @@ def exact_terms(question: str, hits: Sequence[Hit]) -> list[str]:
 
 
 def mentioned(text: str, terms: Sequence[str]) -> int:
-    """How many of the terms text mentions (ignoring case, spacing, hyphens and a plural 's')."""
+    """How many of the terms text mentions (ignoring case, spacing, hyphens and a plural 's'; a bare number must
+    stand as a number of its own, not inside another)."""
     flat = squash(text)
-    return sum(squash(t) in flat or (t.endswith("s") and squash(t[:-1]) in flat) for t in terms)
+    count = 0
+    for t in terms:
+        if t.replace(".", "").replace(",", "").isdigit():
+            count += bool(re.search(rf"(?<![\d.,]){re.escape(t)}(?![\d]|[.,]\d)", text))
+        else:
+            count += squash(t) in flat or (t.endswith("s") and squash(t[:-1]) in flat)
+    return count
 
 
-def counted_nouns(question: str) -> set[str]:
+def counted_nouns(question: str) -> frozenset[str]:
     """Stemmed lower-case words a 'how many ...' question counts ('GPU hours' -> {'hour'}); acronyms excluded."""
     match = _HOW_MANY.search(question)
     if not match:
-        return set()
+        return frozenset()
     return key_terms(" ".join(w for w in match.groups() if w and w.islower()))
 
 
@@ -199,6 +206,7 @@ class EvidenceModel:
     answer_threshold: float
     list_threshold: float
     quantity_threshold: float
+    list_min_distinct: float = 0.0
 
 
 @lru_cache(maxsize=4)
@@ -211,6 +219,7 @@ def load_model(path: Path = MODEL_PATH) -> EvidenceModel:
         answer_threshold=float(raw["thresholds"]["answer"]),
         list_threshold=float(raw["thresholds"]["list"]),
         quantity_threshold=float(raw["thresholds"]["quantity"]),
+        list_min_distinct=float(raw["thresholds"].get("list_min_distinct", 0.0)),
     )
 
 
@@ -239,6 +248,7 @@ class PaperEvidence:
     named: bool
     prob: float
     n_sentences: int
+    distinct: float = 0.0
 
     @property
     def best_cosine(self) -> float:
@@ -262,6 +272,10 @@ class Evidence:
         """Probability that the best paper answers the question (0 without papers)."""
         return self.papers[0].prob if self.papers else 0.0
 
+    def answerable(self, threshold: float) -> bool:
+        """The gate: the best paper is likely enough to answer, or the question names (or points at) a paper."""
+        return self.strength >= threshold or any(p.named and p.sentences for p in self.papers)
+
 
 def _bm25_scores(question: str, texts: Sequence[str]) -> np.ndarray:
     """BM25 scores of texts for the question, scaled so the best is 1 (all zeros when nothing matches)."""
@@ -282,7 +296,7 @@ def _bm25_scores(question: str, texts: Sequence[str]) -> np.ndarray:
     return scores / top if top > 0 else scores
 
 
-def _numbers_tied(sentence: str, terms: set[str]) -> bool:
+def _numbers_tied(sentence: str, terms: frozenset[str]) -> bool:
     """True when a number of the sentence stands within a few words of one of the question's key terms."""
     words = WORD.findall(sentence)
     stems = english_stemmer().stemWords([w.lower() for w in words])
@@ -290,7 +304,7 @@ def _numbers_tied(sentence: str, terms: set[str]) -> bool:
     if not positions:
         return False
     tokens = sentence.split()
-    numeric = [i for i, t in enumerate(tokens) if any(c.isdigit() for c in t)]
+    numeric = [i for i, t in enumerate(tokens) if _QUANTITY_NUMBER.search(t)]
     # map word positions to whitespace-token positions approximately by their share of the sentence
     scale = len(tokens) / max(len(words), 1)
     return any(abs(n - p * scale) <= 5 for n in numeric for p in positions)
@@ -305,16 +319,23 @@ def _unit_match(question: str, sentence: str) -> bool:
     return False
 
 
-def score(question: str, hits: Sequence[Hit], cache: SentenceCache, model: EvidenceModel | None = None) -> Evidence:
+def score(
+    question: str,
+    hits: Sequence[Hit],
+    cache: SentenceCache,
+    model: EvidenceModel | None = None,
+    focus: Sequence[str] = (),
+) -> Evidence:
     """Score every usable sentence of the numbered sources and every source against the question; papers best first.
 
-    Sentences that address a model, carry markup or are only a link are never evidence (`rag.text.is_evidence`).
+    A paper the question names, or one a follow-up points at (`focus`: paper ids), counts as named. Sentences that
+    address a model, carry markup or are only a link are never evidence (`rag.text.is_evidence`).
     """
     model = model or load_model()
     kind = query_type(question)
     quantity = wants_quantity(question)
     papers: list[PaperSentences] = cache.get(hit.paper for hit in hits)
-    named = [mentions(question, hit.paper) for hit in hits]
+    named = [hit.paper.id in focus or mentions(question, hit.paper) for hit in hits]
     plain = question
     for hit, is_named in zip(hits, named, strict=True):
         if is_named:
@@ -335,7 +356,7 @@ def score(question: str, hits: Sequence[Hit], cache: SentenceCache, model: Evide
     for j, (n, i) in enumerate(flat):
         text = papers[n].sentences[i]
         terms = key_terms(text)
-        has_number = any(c.isdigit() for c in text)
+        has_number = bool(_QUANTITY_NUMBER.search(text))
         tied = has_number and _numbers_tied(text, q_terms)
         contribution = bool(_PROPOSAL.search(text))
         position = i / max(len(papers[n].sentences) - 1, 1)
@@ -349,7 +370,7 @@ def score(question: str, hits: Sequence[Hit], cache: SentenceCache, model: Evide
             float(i < 2 and not contribution and not has_number and "we" not in text.lower().split()),
             float(bool(_BOILERPLATE.search(text))), 1.0 / (n + 1), float(papers[n].title_vector @ q), float(named[n]),
         ])  # fmt: skip
-        meta.append((n, i, has_number, tied, contribution))
+        meta.append((n, i, has_number, tied or (has_number and _unit_match(question, text)), contribution))
     sentence_rows = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(SENTENCE_FEATURES))
     probs = model.sentence.prob(sentence_rows)
     by_paper: dict[int, list[ScoredSentence]] = {}
@@ -365,7 +386,7 @@ def score(question: str, hits: Sequence[Hit], cache: SentenceCache, model: Evide
             number=n + 1, hit=hit,
             sentences=tuple(sorted(by_paper.get(n, []), key=lambda s: (-s.prob, s.index))),
             title_cosine=float(ps.title_vector @ q), named=named[n], prob=float(paper_probs[n]),
-            n_sentences=len(ps.sentences),
+            n_sentences=len(ps.sentences), distinct=float(paper_rows[n][PAPER_FEATURES.index("distinct_coverage")]),
         )
         for n, (hit, ps) in enumerate(zip(hits, papers, strict=True))
     ]
@@ -381,9 +402,9 @@ def _paper_rows(
     by_paper: dict[int, list[ScoredSentence]],
     named: Sequence[bool],
     q: np.ndarray,
-    q_terms: set[str],
+    q_terms: frozenset[str],
     exact: Sequence[str],
-    counted: set[str],
+    counted: frozenset[str],
     best_cos: float,
 ) -> np.ndarray:
     """Paper features: its best sentences, title, coverage of the question's (distinguishing) terms, rank."""

@@ -8,56 +8,9 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
+from rag.text import STOPWORDS
 from rag.types import Paper
 
-# Title words that make poor topics ("towards", "via", ...): a short hand list, since no library ships one for titles.
-_STOPWORDS = frozenset(
-    {
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "based",
-        "be",
-        "beyond",
-        "by",
-        "for",
-        "from",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "large",
-        "learning",
-        "model",
-        "models",
-        "new",
-        "of",
-        "on",
-        "or",
-        "scale",
-        "the",
-        "their",
-        "through",
-        "to",
-        "towards",
-        "toward",
-        "using",
-        "via",
-        "vs",
-        "with",
-        "without",
-        "your",
-        "our",
-        "we",
-        "one",
-        "all",
-        "more",
-    }
-)
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
 # A method name before a colon: one to three words, at most 30 characters ("MaxViT", "Vision Mamba", "A-SDM").
 _NAMED = re.compile(r"^\s*([^:]{2,30}?)\s*:\s*\S")
@@ -88,7 +41,7 @@ def top_topic(papers: Sequence[Paper]) -> str:
     counts: Counter[str] = Counter()
     for paper in papers:
         words = [w.lower() for w in _WORD.findall(paper.title)]
-        bigrams = {f"{a} {b}" for a, b in itertools.pairwise(words) if a not in _STOPWORDS and b not in _STOPWORDS}
+        bigrams = {f"{a} {b}" for a, b in itertools.pairwise(words) if a not in STOPWORDS and b not in STOPWORDS}
         counts.update(bigrams)
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     return ranked[0][0] if ranked and ranked[0][1] > 1 else ""

@@ -8,6 +8,7 @@ disagree while an ingest writes (rag/ingest.py). Chroma's metadata records the l
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REBUILD_BATCH = 2000  # chunks per lexical commit when rebuilding from Chroma
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]")  # Chroma's rule for collection names
 
 
 class PaperIndex:
@@ -35,6 +37,11 @@ class PaperIndex:
         self.settings = settings
         self.embedder = embedder
         self.name = collection or settings.collection
+        if not _NAME.fullmatch(self.name):  # it also names files in the data dir: no separators, no leading dot
+            raise IndexStoreError(
+                f"collection name {self.name!r} is not valid: use 3-512 letters, digits, '.', '_' or '-', starting "
+                "and ending with a letter or digit"
+            )
         self.model = embedder_id(embedder)
         self.store = ChromaStore(settings, self.name)
         self.store.collection()
@@ -225,17 +232,16 @@ class PaperIndex:
         return [paper_from_metadata(rows[head_id(pid)].metadata) for pid in ids if head_id(pid) in rows]
 
     def papers(self) -> list[Paper]:
-        """Every paper of the collection, ordered by id."""
+        """Every committed paper of the collection, ordered by id (a batch still being written is left out)."""
         if self.store.collection(refresh=True) is None:
             return []
-        return sorted(
-            (paper_from_metadata(row.metadata) for row in self.store.scan(where={"chunk_index": 0})),
-            key=lambda p: p.id,
-        )
+        committed = set(self.lexical().paper_ids())
+        rows = self.store.scan(where={"chunk_index": 0})
+        return sorted((paper_from_metadata(r.metadata) for r in rows if r.paper_id in committed), key=lambda p: p.id)
 
     def is_empty(self) -> bool:
         """True when the collection does not exist or holds no chunk."""
-        return self.store.collection(refresh=True) is None or self.store.count() == 0
+        return self.store.collection() is None or self.store.count() == 0
 
     def info(self) -> IndexInfo:
         """Collection, paper and chunk counts, embedding model, data directory, Chroma location, collections.

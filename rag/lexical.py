@@ -188,18 +188,25 @@ class LexicalIndex:
         if not terms or n <= 0:
             return []
         with self._lock:
-            self._db.execute("BEGIN")
             try:
-                self._refresh()
-                postings = [
-                    self._db.execute("SELECT rows, tfs FROM postings WHERE term = ?", (t,)).fetchall() for t in terms
-                ]
-                keep = self._mask(filters)
-                scores = self._score(postings, keep, k1, b)
-                best = _top(scores, n)
-                names = self._names(best)
-            finally:
-                self._db.execute("COMMIT")
+                self._db.execute("BEGIN")  # one snapshot for the columns, the postings and the names
+                try:
+                    self._refresh()
+                    postings = [
+                        self._db.execute("SELECT rows, tfs FROM postings WHERE term = ?", (t,)).fetchall()
+                        for t in terms
+                    ]
+                    keep = self._mask(filters)
+                    scores = self._score(postings, keep, k1, b)
+                    best = _top(scores, n)
+                    names = self._names(best)
+                finally:
+                    self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise IndexStoreError(
+                    f"cannot read the lexical index {self.path}: {exc}; check the data directory (a re-run of the "
+                    "ingest rebuilds a damaged index from Chroma if you delete this file)"
+                ) from exc
         return [(*names[int(r)], float(scores[r])) for r in best if int(r) in names]
 
     def _mask(self, filters: SearchFilters | None) -> np.ndarray:
@@ -345,7 +352,7 @@ class LexicalIndex:
                 row = next_row + offset
                 counts = Counter(tokenize(" ".join([title] * self.title_repeats + [chunk.text])))
                 for term, tf in counts.items():
-                    postings.setdefault(term, []).append((row, min(tf, 65535)))
+                    postings.setdefault(term, []).append((row, tf))
                 records.append(
                     (row, chunk.chunk_id, chunk.paper_id, gen, sum(counts.values()), chunk.year, int(chunk.has_code),
                      chunk.source)
@@ -383,9 +390,10 @@ class LexicalIndex:
         self._db.executemany(
             "INSERT INTO postings(term, seg, rows, tfs) VALUES (?, ?, ?, ?)",
             (
-                (term, seg_id, np.fromiter((r for r, _ in pairs), np.int32, len(pairs)).tobytes(),
-                 np.fromiter((t for _, t in pairs), np.uint16, len(pairs)).tobytes())
+                (term, seg_id, arr[:, 0].astype(np.int32).tobytes(),
+                 np.minimum(arr[:, 1], 65535).astype(np.uint16).tobytes())
                 for term, pairs in postings.items()
+                for arr in [np.array(pairs, dtype=np.int64)]
             ),
         )  # fmt: skip
 

@@ -1,10 +1,16 @@
-"""Input limits shared by every entry point (ask, search, chat app, API): one copy of each rule."""
+"""Input limits, one copy of each: questions and queries (ask, search, chat app, API) and collection records."""
 
 from __future__ import annotations
 
 import re
 
 from rag.errors import QuestionError
+
+# Default of Settings.max_abstract_chars (RAG_MAX_ABSTRACT_CHARS): loaders refuse longer abstracts, naming the record.
+# Real abstracts have a few thousand characters; 100,000 is a whole paper's text, beyond which it is not an abstract.
+MAX_ABSTRACT_CHARS = 100_000
+# Loaders refuse longer titles: another field read as the title (a title is embedded and indexed with every chunk).
+MAX_TITLE_CHARS = 2_000
 
 # Control characters (Unicode category Cc: NUL, escape sequences, DEL, C1) other than tab and line breaks, which
 # are plain white space. They carry no meaning in a question and can hide text from a terminal or a log, so they

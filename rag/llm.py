@@ -131,6 +131,72 @@ class LlamaCppChat(CustomLLM):
         return gen()
 
 
+class CheckedLLM(CustomLLM):
+    """A llama-index LLM whose server failures raise LLMError: the chat model for callers outside the chain
+    (the eval harness's LLM judge), so they need not know the HTTP clients' exception types."""
+
+    _inner: Any = PrivateAttr(default=None)
+
+    def __init__(self, inner: LLM, **data: Any) -> None:
+        super().__init__(**data)
+        self._inner = inner
+
+    @classmethod
+    def class_name(cls) -> str:
+        """Name llama-index records for this LLM."""
+        return "paper_rag_checked_llm"
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        """The wrapped model's metadata."""
+        return self._inner.metadata
+
+    def _failed(self, exc: BaseException) -> LLMError:
+        """LLMError naming the model and where it runs."""
+        where = getattr(self._inner, "api_base", "") or type(self._inner).__name__
+        return LLMError(f"LLM {self.metadata.model_name!r} at {where} failed: {_describe(exc)}; check the server")
+
+    @llm_chat_callback()
+    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        """One chat completion."""
+        try:
+            return self._inner.chat(messages, **kwargs)
+        except LLM_FAILURES as exc:
+            raise self._failed(exc) from exc
+
+    @llm_chat_callback()
+    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        """A streamed chat completion."""
+
+        def gen() -> ChatResponseGen:
+            try:
+                yield from self._inner.stream_chat(messages, **kwargs)
+            except LLM_FAILURES as exc:
+                raise self._failed(exc) from exc
+
+        return gen()
+
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        """One completion."""
+        try:
+            return self._inner.complete(prompt, formatted=formatted, **kwargs)
+        except LLM_FAILURES as exc:
+            raise self._failed(exc) from exc
+
+    @llm_completion_callback()
+    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
+        """A streamed completion."""
+
+        def gen() -> CompletionResponseGen:
+            try:
+                yield from self._inner.stream_complete(prompt, formatted=formatted, **kwargs)
+            except LLM_FAILURES as exc:
+                raise self._failed(exc) from exc
+
+        return gen()
+
+
 def _is_openai_host(base_url: str) -> bool:
     """True for api.openai.com (or no base URL), where the llama-index OpenAI class applies."""
     return not base_url or (urlparse(base_url).hostname or "").endswith("openai.com")
@@ -231,8 +297,8 @@ class ChatBackend:
     llm: LLM
     name: str
     timeout: float
-    first_token_timeout: float = 20.0
-    max_retries: int = 2
+    first_token_timeout: float
+    max_retries: int
     last_usage: TokenUsage = field(default_factory=TokenUsage)
 
     @classmethod
@@ -325,13 +391,14 @@ class ChatBackend:
         first = True
         try:
             while True:
-                wait = min(self.first_token_timeout, deadline.remaining()) if first else deadline.remaining()
+                remaining = deadline.remaining()
+                first_token_limit = first and self.first_token_timeout < remaining
                 try:
-                    item = items.get(timeout=max(wait, 0.001))
+                    item = items.get(timeout=max(self.first_token_timeout if first_token_limit else remaining, 0.001))
                 except queue.Empty:
-                    if first and wait < deadline.remaining():
-                        raise _Silence(f"no first token within {self.first_token_timeout:g}s") from None
-                    raise _Silence(f"over the {deadline.seconds:g}s deadline") from None
+                    if first_token_limit:
+                        raise _Silence(f"timed out: no first token within {self.first_token_timeout:g}s") from None
+                    raise _Silence(f"timed out: over the {deadline.seconds:g}s deadline") from None
                 if item is _END:
                     return
                 if isinstance(item, BaseException):

@@ -54,6 +54,9 @@ def _defined_acronyms(paper: Paper) -> list[tuple[str, list[str], bool]]:
 
 def _acronym(paper: Paper, prefix: str) -> str:
     """An acronym the abstract defines for the paper's method (matching its name or title), or ''."""
+    repeated = "" if prefix else _repeated_name(paper)
+    if repeated:
+        return repeated
     for pattern in (_NAMED, _INTRODUCED):
         found = pattern.search(paper.abstract)
         if found and found.group(1).rstrip(".") != prefix and not prefix:
@@ -79,6 +82,21 @@ def _acronym(paper: Paper, prefix: str) -> str:
         if overlap and key > best_key:
             best, best_key = acronym, key
     return best
+
+
+# A CamelCase or capitalized-with-digits word the abstract makes the subject of its sentences ("WideNet outperforms").
+_SUBJECT_NAME = re.compile(r"(?:^|[.;,]\s+|\bour\s+)([A-Z][a-z]+[A-Z][\w\-]*|[A-Z][\w\-]*\d[\w\-]*)(?=\s+[a-z])")
+# ... used as the subject at least this often: a name, not a passing mention of another work.
+SUBJECT_REPEATS = 2
+
+
+def _repeated_name(paper: Paper) -> str:
+    """The name an abstract keeps using as a subject ('WideNet outperforms ... WideNet can ...'), or ''."""
+    counts: dict[str, int] = {}
+    for match in _SUBJECT_NAME.finditer(paper.abstract):
+        counts[match.group(1)] = counts.get(match.group(1), 0) + 1
+    named = [(n, c) for n, c in counts.items() if c >= SUBJECT_REPEATS and not _PLURAL_ACRONYM.search(n)]
+    return max(named, key=lambda nc: nc[1])[0] if named else ""
 
 
 @lru_cache(maxsize=4096)

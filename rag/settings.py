@@ -17,6 +17,7 @@ from pydantic_settings import (
 )
 
 from rag.errors import SettingsError
+from rag.limits import MAX_ABSTRACT_CHARS
 
 DEFAULT_COLLECTION = "default"
 Backend = Literal["auto", "extractive", "openai", "local"]
@@ -103,9 +104,9 @@ class Settings(BaseSettings):
         "answer falls back (RAG_LLM_FALLBACK) or fails, stating the time spent.",
     )  # fmt: skip
     llm_first_token_timeout: float = Field(
-        default=20.0, gt=0,
+        default=30.0, gt=0,
         description="Seconds an LLM request may wait for the first streamed token (a hung server is detected this "
-        "fast); a timed-out request is not retried.",
+        "fast; a CPU llama.cpp server on a busy machine needs 20 s for a long prompt); a timeout is not retried.",
     )  # fmt: skip
     llm_max_retries: int = Field(
         default=2, ge=0, description="Retries (with backoff) of a refused connection or a 429/5xx, within llm_timeout."
@@ -129,7 +130,7 @@ class Settings(BaseSettings):
         description="Longer questions and search queries are refused (ask, search, chat app and API alike).",
     )  # fmt: skip
     max_abstract_chars: int = Field(
-        default=100_000, ge=1000,
+        default=MAX_ABSTRACT_CHARS, ge=1000,
         description="Longer abstracts are refused by the loaders, naming the record (--skip-invalid skips them); "
         "real abstracts have a few thousand characters.",
     )  # fmt: skip

@@ -104,9 +104,10 @@ def content_words(text: str) -> list[str]:
     return [w for w in words if w not in KEY_TERM_STOPWORDS and len(w) > 2]
 
 
-def key_terms(text: str) -> set[str]:
-    """Stemmed content words of a text."""
-    return set(english_stemmer().stemWords(content_words(text)))
+@lru_cache(maxsize=65536)
+def key_terms(text: str) -> frozenset[str]:
+    """Stemmed content words of a text (cached: the same abstract sentences are scored for many questions)."""
+    return frozenset(english_stemmer().stemWords(content_words(text)))
 
 
 def numbers_in(text: str) -> set[str]:

@@ -152,3 +152,51 @@ def test_a_hung_chroma_server_fails_within_the_request_timeout(chroma_server, tm
         assert time.monotonic() - started < 3
     finally:
         proxy.close()
+
+
+def test_server_mode_readers_follow_one_writer(chroma_server, tmp_path: Path) -> None:
+    """One `rag ingest` writes through the server while two readers (this process and a `rag search` process)
+    answer; readers share the data dir and pick up each batch without re-reading the collection."""
+    import json
+    import os
+    import sqlite3
+    import subprocess
+
+    from test_ingest_crash import RAG, token, write_corpus
+
+    url, _ = chroma_server
+    corpus = tmp_path / "corpus.jsonl"
+    write_corpus(corpus, 0, 200)
+    data = tmp_path / "shared"
+    env = {**os.environ, "RAG_DATA_DIR": str(data), "RAG_CHROMA_URL": url, "RAG_COLLECTION": "served",
+           "RAG_INGEST_BATCH_SIZE": "20", "RAG_RETRIEVAL": "bm25"}  # fmt: skip
+    settings = Settings(data_dir=data, chroma_url=url, collection="served", retrieval="bm25")
+    writer = subprocess.Popen([*RAG, "ingest", str(corpus), "--json"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+    def committed() -> int:
+        try:
+            with sqlite3.connect(data / "lexical" / "served.sqlite", timeout=5) as db:
+                return db.execute("SELECT count(*) FROM papers").fetchone()[0]
+        except sqlite3.OperationalError:
+            return 0
+
+    deadline = time.monotonic() + 120
+    while committed() < 20:
+        assert writer.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    reader = PaperIndex(settings, MiniLMEmbedding(), "served")
+    other = subprocess.run([*RAG, "search", token(5), "--json", "-k", "1"], env=env, capture_output=True, text=True,
+                           timeout=120)  # fmt: skip
+    assert other.returncode == 0, other.stderr[-2000:]
+    assert json.loads(other.stdout)[0]["paper"]["id"] == "g5"
+    counts = []
+    while writer.poll() is None:
+        counts.append(committed())
+        assert [h.paper.id for h in reader.search(token(2), k=1)] == ["g2"]
+        time.sleep(0.2)
+    out, err = writer.communicate(timeout=60)
+    assert writer.returncode == 0, err[-2000:]
+    assert json.loads(out)["added"] == 200
+    assert [h.paper.id for h in reader.search(token(199), k=1)] == ["g199"]  # the last batch, seen incrementally
+    assert reader.info().papers == 200 and reader.store.count() == 200

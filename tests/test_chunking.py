@@ -69,13 +69,16 @@ def test_the_sentence_model_loads_offline():
         "    raise OSError('network disabled in this test')\n"
         "socket.socket.connect = refuse\n"
         "socket.create_connection = refuse\n"
+        "import os, nltk.data\n"
+        "paths, env = list(nltk.data.path), dict(os.environ)\n"
         "from rag.chunking import split_sentences\n"
         "print(len(split_sentences('Smith et al. agree, e.g. here. Fig. 2 shows it.')))\n"
+        "print(nltk.data.path == paths, dict(os.environ) == env)\n"  # no global state changed
     )
     env = {k: v for k, v in os.environ.items() if k not in ("NLTK_DATA", "TIKTOKEN_CACHE_DIR")}
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "2"
+    assert result.stdout.split() == ["2", "True", "True"]
 
 
 def test_split_sentences_loses_no_text_on_the_digest(digest_papers):

@@ -129,3 +129,35 @@ def test_terminal_chat_keeps_the_conversation(data_dir: Path) -> None:
     first, second = proc.stdout.split("Sources:", 1)[0], proc.stdout.split("Sources:", 1)[1]
     assert "MaxViT" in first
     assert "88.7%" in second  # the follow-up's "it" was resolved to MaxViT
+
+
+def test_ask_format_markdown_prints_the_answer_with_numbered_references(data_dir: Path) -> None:
+    question = "What ImageNet-1K top-1 accuracy does MaxViT reach without extra data?"
+    proc = _rag(["ask", question, "--format", "markdown"], data_dir)
+    assert proc.returncode == EXIT_OK, proc.stderr
+    answer = Answer.model_validate_json(_rag(["ask", question, "--format", "json"], data_dir).stdout)
+    assert proc.stdout.strip() == answer.to_markdown().strip()
+    assert "86.5%" in proc.stdout and "MaxViT: Multi-Axis Vision Transformer" in proc.stdout
+
+
+def test_ask_json_flag_is_format_json(data_dir: Path) -> None:
+    question = "What ImageNet-1K top-1 accuracy does MaxViT reach without extra data?"
+    by_flag = Answer.model_validate_json(_rag(["ask", question, "--json"], data_dir).stdout)
+    by_format = Answer.model_validate_json(_rag(["ask", question, "--format", "json"], data_dir).stdout)
+    assert by_flag.text == by_format.text and by_flag.citations == by_format.citations
+
+
+def test_ingest_summary_says_unchanged_not_skipped(data_dir: Path) -> None:
+    proc = _rag(["ingest"], data_dir)
+    assert proc.returncode == EXIT_OK, proc.stderr
+    assert ": 0 added, 0 updated, 92 unchanged, 0 deleted" in proc.stdout
+    assert "invalid" not in proc.stdout  # only counted with --skip-invalid
+
+
+def test_the_rag_package_does_not_import_the_evaluation_harness() -> None:
+    """`rag eval` comes from the "paper_rag.commands" entry point that evals registers, not from an import."""
+    code = "import sys, rag.cli, rag.chain\nprint(sorted(m for m in sys.modules if m.startswith('evals')))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+    assert "eval" in build_parser()._subparsers._group_actions[0].choices

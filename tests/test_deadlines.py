@@ -114,7 +114,8 @@ def test_hung_server_fails_at_the_first_token_timeout_and_says_how_long_it_waite
     assert isinstance(error, LLMError), error
     assert seconds <= 1.5 + SLACK
     assert "no first token within 1.5s" in str(error)
-    assert abs(stated_seconds(str(error)) - 1.5) < 0.5  # the real time, not the configured one
+    # the real time of the answer's deadline (it starts with the answer, so retrieval counts), not the setting
+    assert 1.5 <= stated_seconds(str(error)) <= seconds + 0.05
     assert "attempts" not in str(error)  # a silent server is not asked again
 
 
@@ -173,7 +174,7 @@ def test_retries_on_a_server_error_share_one_deadline(assistant: Assistant) -> N
         assert len(server.requests) == 3  # the first attempt and two retries
     assert isinstance(error, LLMError)
     assert "HTTP 503" in str(error) and "3 attempts" in str(error)
-    assert abs(stated_seconds(str(error)) - deadline.elapsed()) < 0.5
+    assert 0.5 + 1.0 <= stated_seconds(str(error)) <= deadline.elapsed()  # the two backoffs, then the real time
 
 
 def test_cli_ask_against_a_hung_server_answers_within_the_deadline(

@@ -88,7 +88,7 @@ def ask_cli(fmt: str | None, capsys: pytest.CaptureFixture[str]) -> tuple[int, s
     return code, out + err
 
 
-@pytest.mark.parametrize("fmt", [None, "text", "markdown", "json"])
+@pytest.mark.parametrize("fmt", [None, "markdown", "json"])  # None: the default, text
 @pytest.mark.parametrize("kind", sorted(HOSTILE_REPLIES))
 def test_cli_never_shows_unverified_model_text(
     cli_env: None, server: ScriptedLLM, capsys: pytest.CaptureFixture[str], kind: str, fmt: str | None
@@ -157,3 +157,22 @@ def test_remote_client_shows_a_verified_model_answer(remote: RemoteAssistant, se
     server.script = Script(reply=CORRECT_REPLY)
     answer = remote.ask(QUESTION)
     assert not answer.abstained and "86.5%" in answer.text
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        QUESTION,
+        "What does the MaxViT Revisited paper report about ImageNet-1K accuracy without extra data?",
+        "Which instructions does the revisited MaxViT paper give?",
+    ],
+)
+def test_extractive_answers_never_quote_a_hostile_abstract(
+    cli_env: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], question: str
+) -> None:
+    """The injected abstract is retrieved, but its instructions and markup are never evidence (issue 9, 2)."""
+    monkeypatch.setenv("RAG_LLM", "extractive")
+    assert main(["ask", question]) == EXIT_OK
+    shown = capsys.readouterr().out.split("\nSources:")[0]
+    for bad in ("HACKED", "<script>", "</source>", "Ignore all previous", "developer mode"):
+        assert bad not in shown, shown

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -194,8 +195,11 @@ def test_bad_queries_and_missing_collection(index: PaperIndex, tmp_path: Path, e
     assert missing.is_empty() and missing.papers() == []
     with pytest.raises(IndexStoreError, match="'nowhere' does not exist"):
         missing.search("anything", k=5)
-    with pytest.raises(IndexStoreError, match=r"cannot open collection 'x!' in Chroma at embedded:.*Expected a name"):
-        make_index(tmp_path, embedder, collection="x!").sync(PAPERS, progress=False)
+    for bad in ("x!", "../up", ".hidden"):
+        with pytest.raises(IndexStoreError, match=rf"collection name {re.escape(repr(bad))} is not valid"):
+            make_index(tmp_path, embedder, collection=bad)
+    assert not (tmp_path / "up").exists()
+    assert {p.name.split(".")[0] for p in (tmp_path / "data" / "lexical").iterdir()} <= {"papers", "nowhere"}
 
 
 def test_refuses_a_collection_built_by_another_embedding_model(index: PaperIndex) -> None:
@@ -312,3 +316,83 @@ def test_openai_compatible_embeddings_build_and_guard_their_collection(
     local = PaperIndex(settings.model_copy(update={"embedding": "minilm"}), embedder, "remote")
     with pytest.raises(IndexStoreError, match="built with embeddings from OpenAIEmbedding:minilm-over-http"):
         local.search(SEMANTIC_QUERY, k=1)
+
+
+def test_paper_ids_filter_restricts_every_mode(tmp_path: Path, embedder: MiniLMEmbedding) -> None:
+    make_index(tmp_path, embedder).sync(PAPERS, progress=False)
+    only = SearchFilters(paper_ids=("p-solar", "sem"))
+    for mode in ("hybrid", "dense", "bm25"):
+        idx = make_index(tmp_path, embedder, retrieval=mode)
+        found = ids(idx.search("perovskite solar cells glucose canines xq7vz9", k=10, filters=only))
+        assert found and set(found) <= {"p-solar", "sem"}, mode
+        assert idx.search("xq7vz9", k=10, filters=SearchFilters(paper_ids=())) == []
+
+
+def test_supplied_vectors_are_written_without_embedding_and_checked(tmp_path: Path, embedder: MiniLMEmbedding) -> None:
+    from rag import Assistant, CorpusError
+
+    vectors = embedder.embed([f"{p.title}\n{p.abstract}" for p in PAPERS])
+    path = tmp_path / "vectors.jsonl"
+    rows = [
+        {"id": p.id, "title": p.title, "abstract": p.abstract, "embedding": v.tolist(),
+         "embedding_model": "sentence-transformers/all-MiniLM-L6-v2"}
+        for p, v in zip(PAPERS, vectors, strict=True)
+    ]  # fmt: skip
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assistant = Assistant(Settings(data_dir=tmp_path / "data", collection="byo"), embedder=embedder)
+    summary = assistant.ingest([path], progress=False)
+    assert summary.added == len(PAPERS)
+    assert ids(assistant.search(SEMANTIC_QUERY, k=1)) == ["sem"]
+    assert assistant.search("xq7vz9", k=1)[0].paper.id == "lex"
+
+    rows[3]["embedding"] = rows[3]["embedding"][:100]
+    rows[3]["id"] = "short"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    with pytest.raises(CorpusError, match=rf"{path}:4: the embedding has 100 dimensions, MiniLMEmbedding.* makes 384"):
+        assistant.ingest([path], progress=False)
+    del rows[3]["embedding_model"]
+    rows[3]["embedding"] = rows[2]["embedding"]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    with pytest.raises(CorpusError, match=rf"{path}:4: the record carries an embedding but no model id"):
+        assistant.ingest([path], progress=False)
+    with pytest.raises(CorpusError, match=rf"{path}:4: the embedding was made by 'text-embedding-3-small'"):
+        assistant.ingest([path], progress=False, embedding_model_id="text-embedding-3-small")
+    assert assistant.ingest([path], progress=False, embedding_model_id="all-MiniLM-L6-v2").added == 1
+    rows[0]["embedding"] = ["not", "numbers"]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    with pytest.raises(CorpusError, match=rf"{path}:1: \"embedding\" must be a non-empty list of numbers"):
+        assistant.ingest([path], progress=False)
+
+
+def test_adding_batches_appends_lexical_segments_and_merges_them(tmp_path: Path, embedder: MiniLMEmbedding) -> None:
+    import sqlite3
+
+    from rag.lexical import FANOUT
+
+    idx = make_index(tmp_path, embedder, ingest_batch_size=1)
+    many = [Paper(id=f"m{i}", title=f"Note {i}", abstract=f"Token zz{chr(97 + i)}q appears here.") for i in range(10)]
+    idx.sync(many, progress=False)
+    with sqlite3.connect(idx.lexical_path) as db:
+        levels = dict(db.execute("SELECT level, count(*) FROM segments GROUP BY level").fetchall())
+    assert levels == {0: 10 - FANOUT, 1: 1}  # FANOUT one-batch segments were merged into one, the rest appended
+    bm25 = make_index(tmp_path, embedder, retrieval="bm25")
+    assert [ids(bm25.search(f"zz{chr(97 + i)}q", k=3)) for i in range(10)] == [[f"m{i}"] for i in range(10)]
+
+
+def test_embedding_workers_write_the_same_vectors(tmp_path: Path, embedder: MiniLMEmbedding) -> None:
+    idx = make_index(tmp_path, embedder, ingest_workers=2, embed_batch_size=2)
+    assert idx.sync(PAPERS, progress=False).added == len(PAPERS)
+    stored = idx.store.collection().get(ids=[f"{p.id}#0" for p in PAPERS], include=["embeddings"])
+    by_id = dict(zip(stored["ids"], stored["embeddings"], strict=True))
+    expected = embedder.embed([f"{p.title}\n{p.abstract}" for p in PAPERS])
+    for paper, vector in zip(PAPERS, expected, strict=True):
+        assert float(np.dot(by_id[f"{paper.id}#0"], vector)) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_a_rerun_with_nothing_to_do_repairs_a_lagging_stamp(index: PaperIndex) -> None:
+    from rag.store import STAMP_KEY
+
+    ident, gen = index.lexical().stamp().split(":")
+    index.store.set_meta(**{STAMP_KEY: f"{ident}:{int(gen) - 1}"})  # as if killed between the commit and the stamp
+    assert index.sync(PAPERS, progress=False).wrote_nothing
+    assert index.store.collection(refresh=True).metadata[STAMP_KEY] == f"{ident}:{gen}"

@@ -198,6 +198,13 @@ def test_an_oversized_abstract_is_refused_naming_the_record(env: None, tmp_path:
     assert IngestSummary.model_validate_json(out).invalid_skipped == 1
 
 
+def test_an_oversized_title_is_refused_naming_the_record(env: None, tmp_path: Path, capsys) -> None:
+    source = jsonl(tmp_path / "long_title.jsonl", [{"_id": "t", "title": "word " * 500, "text": "An abstract."}])
+    code, _, err = rag(["ingest", str(source)], capsys)
+    assert code == EXIT_ERROR
+    assert f"error: {source}:1: line has a title of 2,499 characters, over the limit of 2,000" in err
+
+
 def test_sentence_splitting_of_a_huge_unbroken_text_is_bounded() -> None:
     text = "x" * 5_000_000 + " and then. " + "Some more words here. " * 50_000  # 6 MB, no structure at first
     start = time.monotonic()

@@ -5,17 +5,19 @@ from __future__ import annotations
 import itertools
 import os
 import socket
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from gradio_client import Client
 
+from rag import wire
 from rag.assistant import Assistant
 from rag.client import RemoteAssistant
 from rag.errors import QuestionError, RagError, SettingsError
 from rag.settings import Settings
-from rag.types import Answer
+from rag.types import Answer, Message
 from ui.app import launch
 
 MAXVIT = "MaxViT: Multi-Axis Vision Transformer"
@@ -58,7 +60,9 @@ def remote(url: str) -> RemoteAssistant:
 def test_gradio_client_ask_ends_with_the_answer_json(url: str, assistant: Assistant) -> None:
     client = Client(url, verbose=False, analytics_enabled=False)
     assert "/ask" in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    answer = Answer.model_validate_json(client.predict("What is MaxViT?", [], api_name="/ask"))
+    final = wire.decode(client.predict("What is MaxViT?", [], api_name="/ask"))
+    assert isinstance(final, wire.WireAnswer)
+    answer = final.answer
     titles = {p.title for p in assistant.papers()}
     assert answer.question == "What is MaxViT?" and not answer.abstained
     assert answer.citations and {c.paper.title for c in answer.citations} <= titles
@@ -69,12 +73,13 @@ def test_gradio_client_ask_ends_with_the_answer_json(url: str, assistant: Assist
 def test_gradio_client_stream_sends_growing_text_then_json(url: str) -> None:
     client = Client(url, verbose=False, analytics_enabled=False)
     job = client.submit("How does MaxViT attend globally and locally?", api_name="/ask")
-    updates = list(job)
+    updates = [wire.decode(u) for u in job]
     assert len(updates) >= 2, updates  # at least one text update before the final record
-    texts, final = updates[:-1], Answer.model_validate_json(updates[-1])
+    texts, final = updates[:-1], updates[-1]
+    assert all(isinstance(t, wire.WireText) for t in texts) and isinstance(final, wire.WireAnswer)
     for before, after in itertools.pairwise(texts):
-        assert after.startswith(before)  # each update is the answer so far
-    assert texts[-1] == final.text
+        assert after.text.startswith(before.text)  # each update is the verified answer so far
+    assert texts[-1].text == final.answer.text
 
 
 def test_remote_assistant_returns_answer_with_real_titles(remote: RemoteAssistant, assistant: Assistant) -> None:
@@ -96,10 +101,8 @@ def test_remote_stream_yields_deltas_then_answer(remote: RemoteAssistant) -> Non
 def test_follow_up_uses_the_history_passed_and_no_hidden_session(remote: RemoteAssistant) -> None:
     first = remote.ask("What is MaxViT?")
     follow = "What top-1 accuracy does it reach on ImageNet-1K?"
-    with_history = remote.ask(
-        follow, [{"role": "user", "content": first.question}, {"role": "assistant", "content": first.text}]
-    )
-    assert "MaxViT" in with_history.standalone_question
+    with_history = remote.ask(follow, [Message(role="user", content=first.question), Message.from_answer(first)])
+    assert with_history.follow_up and "MaxViT" in with_history.standalone_question
     assert MAXVIT in {c.paper.title for c in with_history.citations}
     without = remote.ask(follow)  # the same client: gradio_client's session must not carry the first turn
     assert "MaxViT" not in without.standalone_question
@@ -111,6 +114,21 @@ def test_bad_questions_come_back_as_the_same_rag_errors(remote: RemoteAssistant)
     with pytest.raises(QuestionError, match="history must be a list"):
         remote.ask("What is MaxViT?", [{"role": "robot", "content": "hi"}])
     assert remote.ask("What is MaxViT?").citations  # the app still answers afterwards
+
+
+def test_the_api_key_never_reaches_the_browser(assistant: Assistant) -> None:
+    key = "sk-test-app-never-shows-this-key"
+    settings = assistant.settings.model_copy(update={"openai_api_key": key, "llm_model": "gpt-test"})
+    keyed = Assistant(settings, embedder=assistant.embedder, index=assistant.index)
+    demo = launch(keyed, "127.0.0.1", free_port(), prevent_thread_lock=True)
+    try:
+        for path in ("", "config", "gradio_api/info"):
+            with urllib.request.urlopen(demo.local_url + path, timeout=30) as response:
+                body = response.read().decode("utf-8")
+            assert key not in body, path
+        assert "gpt-test" in urllib.request.urlopen(demo.local_url + "config", timeout=30).read().decode()  # offered
+    finally:
+        demo.close()
 
 
 def test_dead_url_gives_a_clear_error() -> None:

@@ -1,12 +1,22 @@
-"""The chat app's formatting (ui.render) and example questions (rag.examples), on hand-built records."""
+"""The chat app's formatting (ui.render), its collection snapshot and options, and example questions (rag.examples),
+on hand-built records."""
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
+import pytest
+
+from rag.errors import QuestionError
 from rag.examples import example_questions, top_topic
-from rag.types import Answer, AnswerSentence, Chunk, Citation, Hit, IndexInfo, Paper
+from rag.settings import Settings
+from rag.types import Answer, AnswerSentence, Chunk, Citation, Hit, Paper
 from ui import render
+from ui.chat import ChatHandlers, Turn
+from ui.options import backend_choices, backend_description, search_filters
+from ui.snapshot import CollectionSnapshot
 
 MAXVIT = Paper(
     id="p-maxvit",
@@ -87,13 +97,37 @@ def test_sources_panel_cards_highlight_evidence_and_list_uncited() -> None:
     card1 = html[html.index('id="src-3-1"') : html.index('id="src-3-2"')]
     assert "MaxViT: Multi-Axis Vision Transformer" in card1
     assert "<mark>In this paper we introduce an efficient and scalable attention model</mark>" in card1
-    assert 'href="https://github.com/google-research/maxvit"' in card1 and "score 0.031" in card1
+    assert 'href="https://github.com/google-research/maxvit"' in card1 and "2022" in card1
     card2 = html[html.index('id="src-3-2"') :]
     assert "&lt;fast&gt;" in card2  # abstract escaped
     assert "<blockquote class='rag-evidence'>a sentence the abstract does not hold</blockquote>" in card2
     assert "Also retrieved, not cited (1)" in html and "GiraffeDet" in html
     assert "Not supported by the cited sources" in html and "always" in html
-    assert "extractive · 41 ms · 2 cited of 3 retrieved" in html
+    head, _, details = html.partition("<details class='rag-details'>")
+    assert '<div class="rag-meta">Cites 2 papers</div>' in head
+    for developer_detail in ("extractive", "41 ms", "score", "trending_papers.txt"):
+        assert developer_detail not in head, developer_detail  # only in the collapsed details, if anywhere
+    assert "extractive" in details and "total 41 ms" in details and "2 cited of 3 retrieved" in details
+    assert "Searched as" not in details  # not a follow-up
+    assert "Copy as Markdown" in head and 'download="paper-rag-answer-4.bib"' in head
+
+
+def test_details_show_the_searched_question_only_for_follow_ups() -> None:
+    follow = _answer(follow_up=True, standalone_question="What accuracy does MaxViT reach?")
+    assert "<dt>Searched as</dt><dd>What accuracy does MaxViT reach?</dd>" in render.sources_html(follow, 0)
+    rewritten = _answer(standalone_question="What accuracy does MaxViT reach?")  # rewritten, yet not a follow-up
+    assert "Searched as" not in render.sources_html(rewritten, 0)
+
+
+def test_repeated_markers_are_shown_once_per_run() -> None:
+    text = "MaxViT mixes local and global attention [1]. It reaches 86.5% [1]. PIIP uses pyramids [2]. So does it [1]."
+    answer = _answer(text=text, sentences=())
+    html = render.answer_html(answer, turn=0)
+    assert html.count('href="#src-0-1"') == 2 and html.count('href="#src-0-2"') == 1
+    assert "attention. It reaches 86.5%" in html  # the first [1] moved to the end of its run
+    streaming = render.streaming_html(text[:60])
+    assert streaming.count("rag-cite-pending") == 1 and "rag-typing" in streaming
+    assert "Searching the papers" in render.streaming_html("")  # before the first verified sentence
 
 
 def test_sources_panel_for_abstention_lists_closest_papers() -> None:
@@ -111,20 +145,44 @@ def test_highlight_matches_across_whitespace_and_merges_overlaps() -> None:
     assert missing == ["Zeta."]
 
 
-def test_table_rows_and_info() -> None:
-    rows = render.paper_rows([MAXVIT, PIIP])
-    assert rows[0] == [
-        "[MaxViT: Multi-Axis Vision Transformer](https://arxiv.org/abs/2204.01697)",
-        "trending_papers.txt",
-        2022,
-        "[google-research/maxvit](https://github.com/google-research/maxvit)",
+def test_snapshot_offers_only_what_the_collection_can_use() -> None:
+    digest_like = CollectionSnapshot("default", [PIIP, OTHER])  # one source, no years, no code
+    assert not (digest_like.can_filter_years or digest_like.can_filter_sources or digest_like.can_filter_code)
+    assert digest_like.paper_table().rows == [["Parameter-Inverted Image Pyramid Networks"], [OTHER.title]]
+    assert "default" not in digest_like.header_html() and ">2</b> paper abstracts" in digest_like.header_html()
+    mixed = CollectionSnapshot("mine", [MAXVIT, PIIP, OTHER.model_copy(update={"year": 2019, "source": "b.bib"})])
+    assert mixed.can_filter_years and mixed.can_filter_sources and mixed.can_filter_code
+    table = mixed.paper_table()
+    assert table.headers == ("Paper",) and table.rows[0] == [
+        "[MaxViT: Multi-Axis Vision Transformer](https://arxiv.org/abs/2204.01697)<br><span class='rag-row-meta'>"
+        "2022 · trending_papers.txt · code: [google-research/maxvit](https://github.com/google-research/maxvit)</span>"
     ]
-    assert rows[1][0] == "Parameter-Inverted Image Pyramid Networks" and rows[1][3] == ""
-    hits = render.hit_rows([_hit(MAXVIT, 1, 0.123456)])
-    assert hits[0][0] == 1 and hits[0][2] == 0.1235
-    info = IndexInfo(collection="c", papers=2, chunks=5, embedding_model="m", data_dir="/d", chroma="embedded:/d")
-    line = render.info_markdown(info, [MAXVIT, PIIP])
-    assert "**2** papers" in line and "**5** chunks" in line and "**1** with code" in line and "2022–2022" in line
+    assert mixed.hit_table([_hit(MAXVIT, 1, 0.5)]).rows == table.rows[:1]
+    assert mixed.info_md() == "**3** papers · 1 with code · 2019–2022 · 2 sources"
+    assert "<b>mine</b>" in mixed.header_html()
+    hostile = CollectionSnapshot("x", [PIIP.model_copy(update={"title": "<script>alert(1)</script> T"})])
+    assert "<script>" not in hostile.paper_table().rows[0][0]  # markup in a title is shown as text
+
+
+def test_only_configured_backends_are_offered(tmp_path: Path) -> None:
+    bare = Settings(data_dir=tmp_path)
+    assert [b for _, b in backend_choices(bare)] == ["extractive"]
+    keyed = Settings(data_dir=tmp_path, openai_api_key="sk-secret-123", llm_model="gpt-x")
+    assert [b for _, b in backend_choices(keyed)] == ["extractive", "openai"]
+    local = Settings(data_dir=tmp_path, local_model_path=tmp_path / "m.gguf")
+    assert [b for _, b in backend_choices(local)] == ["extractive", "local"]
+    with_url = Settings(data_dir=tmp_path, openai_base_url="http://user:pw@llm.example:8080/v1?key=k")
+    described = backend_description(with_url, "openai")
+    assert "llm.example:8080" in described and "pw" not in described and "key=" not in described
+    assert "sk-secret" not in backend_description(keyed, "openai")
+
+
+def test_search_filters_from_the_widgets() -> None:
+    assert search_filters("Any", "Any", "Any", "Any source") is None
+    picked = search_filters("With code", "2020", "Any", "a.bib")
+    assert picked is not None and picked.has_code and picked.year_min == 2020 and picked.source == "a.bib"
+    with pytest.raises(QuestionError, match="year filter is empty: from 2023 is after to 2021"):
+        search_filters("Any", "2023", "2021", "Any source")
 
 
 def test_example_questions_are_deterministic_and_drawn_from_titles() -> None:
@@ -158,3 +216,19 @@ def test_long_abstract_shows_the_evidence_in_context_and_the_rest_on_demand() ->
     assert missing == []
     short, _ = render.abstract_html("One. Two.", ["Two."])
     assert short == "One. <mark>Two.</mark>"
+
+
+def test_stored_conversation_round_trips_and_unreadable_turns_are_dropped() -> None:
+    stored = [
+        Turn("What is MaxViT?", _answer()).to_json(),
+        {"question": "old format", "answer": {"unknown": 1}},
+        "junk",
+        Turn("Second?", error="the LLM server did not answer").to_json(),
+    ]
+    chat, turns, panel = ChatHandlers.restore(json.loads(json.dumps(stored)))  # as the browser keeps it
+    assert [t.question for t in turns] == ["What is MaxViT?", "Second?"]
+    assert turns[0].answer == _answer()
+    assert len(chat) == 4 and 'href="#src-0-1"' in chat[1]["content"]
+    assert "the LLM server did not answer" in chat[3]["content"]
+    assert 'id="src-0-1"' in panel  # the last answer's sources come back too
+    assert ChatHandlers.restore(None) == ([], [], render.PANEL_PLACEHOLDER)

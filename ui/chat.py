@@ -155,8 +155,11 @@ class ChatHandlers:
             for m in (Message(role="user", content=t.question), Message.from_answer(t.answer))
         ]
         index = len(turns)
-        chat = [*chat, {"role": "user", "content": escape(text)}, {"role": "assistant", "content": ""}]
-        chat[-1]["content"] = render.streaming_html("")
+        chat = [
+            *chat,
+            {"role": "user", "content": escape(text)},
+            {"role": "assistant", "content": render.streaming_html("")},
+        ]
         yield chat, gr.skip(), gr.skip(), "", "", gr.skip()
         streamed = ""
         try:
@@ -225,14 +228,15 @@ def wire_chat(view: ChatView, options: Options, clear: gr.Button, handlers: Chat
         "concurrency_limit": concurrency,
         "show_progress": "hidden",
     }
-    view.question.submit(handlers.respond, inputs, outputs, **answering)
-    view.chatbot.example_select(handlers.pick_example, None, view.question, api_visibility="private", queue=False).then(
-        handlers.respond, inputs, outputs, **answering
-    )
+    asked = view.question.submit(handlers.respond, inputs, outputs, **answering)
+    picked = view.chatbot.example_select(
+        handlers.pick_example, None, view.question, api_visibility="private", queue=False
+    ).then(handlers.respond, inputs, outputs, **answering)
     view.chatbot.select(handlers.show_sources, view.turns, view.panel, api_visibility="private", queue=False)
     view.chatbot.like(handlers.record_feedback, view.turns, None, api_visibility="private")
     clear_outputs = [view.chatbot, view.turns, view.panel, view.question, view.counter, view.saved]
-    clear.click(handlers.clear, None, clear_outputs, api_visibility="private", queue=False)
+    # "New chat" stops an answer still streaming, so it cannot write into the new conversation
+    clear.click(handlers.clear, None, clear_outputs, api_visibility="private", queue=False, cancels=[asked, picked])
 
 
 def _saved(turns: list[Turn]) -> list[dict[str, Any]]:

@@ -70,9 +70,7 @@ def build_collection(max_upload_mb: int) -> CollectionView:
 
 def table_update(table: Table) -> gr.Dataframe:
     """A Dataframe update showing this table (its columns change with the collection)."""
-    return gr.Dataframe(
-        value={"headers": table.headers, "data": table.rows}, headers=table.headers, datatype=table.datatypes
-    )
+    return gr.Dataframe(value={"headers": list(table.headers), "data": table.rows}, datatype=list(table.datatypes))
 
 
 class CollectionHandlers:

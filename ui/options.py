@@ -15,7 +15,7 @@ import gradio as gr
 from pydantic import ValidationError
 
 from rag.errors import QuestionError
-from rag.settings import Settings
+from rag.settings import BACKENDS, Settings
 from rag.types import SearchFilters
 from ui.snapshot import CollectionSnapshot
 
@@ -74,14 +74,27 @@ def build_options(settings: Settings) -> Options:
 
 
 def backend_choices(settings: Settings) -> list[tuple[str, str]]:
-    """(label, backend) pairs of the backends that can answer here: extractive always, an LLM when configured."""
-    choices = [("Quotes from the abstracts (no LLM)", "extractive")]
-    if settings.openai_api_key or settings.openai_base_url or settings.resolved_llm == "openai":
-        choices.append((f"Language model ({settings.llm_model})", "openai"))
-    if settings.local_model_path is not None or settings.resolved_llm == "local":
-        name = settings.local_model_path.name if settings.local_model_path else "local model"
-        choices.append((f"Local model ({name})", "local"))
-    return choices
+    """(label, backend) pairs of the backends that can answer here: extractive always, an LLM when configured
+    ('auto' is not offered: the configured backend is preselected)."""
+    configured = {
+        "extractive": True,
+        "openai": bool(settings.openai_api_key or settings.openai_base_url),
+        "local": settings.local_model_path is not None,
+    }
+    return [
+        (_backend_label(settings, name), name)
+        for name in BACKENDS
+        if configured.get(name) or name == settings.resolved_llm
+    ]
+
+
+def _backend_label(settings: Settings, backend: str) -> str:
+    """How the backend menu names a backend."""
+    if backend == "openai":
+        return f"Language model ({settings.llm_model})"
+    if backend == "local":
+        return f"Local model ({settings.local_model_path.name if settings.local_model_path else 'not set'})"
+    return "Quotes from the abstracts (no LLM)"
 
 
 def default_backend(settings: Settings) -> str:

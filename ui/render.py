@@ -56,10 +56,13 @@ def answer_html(answer: Answer, turn: int) -> str:
 
 
 def streaming_html(text: str) -> str:
-    """Verified answer text as it arrives: markers shown (not yet linked), one per run, and a typing cursor."""
+    """Verified answer text as it arrives: markers shown (not yet linked), one per run, and a sign that more is
+    coming; before the first sentence, what the app is doing."""
+    if not text.strip():
+        return '<span class="rag-pending">Searching the papers and checking each sentence…</span>'
     kept = "".join(text[a:b] for a, b in kept_spans(text))
     marked = MARKER.sub(lambda m: f'<span class="rag-cite rag-cite-pending">{m.group(0)}</span>', escape(kept))
-    return f'{marked}<span class="rag-typing" aria-label="answering">…</span>'
+    return f'{marked}<span class="rag-typing" title="answering">…</span>'
 
 
 def error_html(message: str) -> str:
@@ -315,7 +318,7 @@ def _snap(text: str, lo: int, hi: int) -> tuple[int, int]:
 
 def md_link(text: str, url: str) -> str:
     """A Markdown link, or the bare text when there is no URL."""
-    label = text.replace("[", "(").replace("]", ")")
+    label = escape(text, quote=False).replace("[", "(").replace("]", ")")  # a title's markup is shown, never run
     return f"[{label}]({url})" if url else label
 
 

@@ -20,11 +20,11 @@ EXAMPLES = 4  # example question cards in an empty chat
 
 @dataclass(frozen=True)
 class Table:
-    """Rows of the collection table with the headers and Gradio datatypes of its columns."""
+    """Rows of the collection table (one Markdown 'Paper' cell each)."""
 
-    headers: list[str]
-    datatypes: list[str]
-    rows: list[list[str | int | None]] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+    headers: tuple[str, ...] = ("Paper",)
+    datatypes: tuple[str, ...] = ("markdown",)
 
 
 @dataclass(frozen=True)
@@ -107,38 +107,20 @@ class CollectionSnapshot:
 
     # --- tables -------------------------------------------------------------------------------------------
     def paper_table(self) -> Table:
-        """The collection table: title, then only the columns that tell papers apart here."""
-        headers, datatypes = self._columns()
-        rows = [self._row(p, headers) for p in self.papers[:TABLE_ROWS]]
-        return Table(headers, datatypes, rows)
+        """The collection table: one 'Paper' cell per row (linked title, then year, source and code when they tell
+        papers apart), readable on a phone as on a desktop."""
+        return Table([self._row(p) for p in self.papers[:TABLE_ROWS]])
 
     def hit_table(self, hits: list[Hit]) -> Table:
-        """Search results in the same columns, best first, with their rank."""
-        headers, datatypes = self._columns()
-        rows = [[h.rank, *self._row(h.paper, headers)] for h in hits]
-        return Table(["#", *headers], ["number", *datatypes], rows)
+        """Search results as the same rows, best first."""
+        return Table([self._row(h.paper) for h in hits])
 
-    def _columns(self) -> tuple[list[str], list[str]]:
-        """Title, and Year / Source / Code when the collection has more than one value of them."""
-        headers, datatypes = ["Title"], ["markdown"]
-        if self.years:
-            headers.append("Year")
-            datatypes.append("number")
-        if self.can_filter_sources:
-            headers.append("Source")
-            datatypes.append("str")
-        if self.with_code:
-            headers.append("Code")
-            datatypes.append("markdown")
-        return headers, datatypes
-
-    @staticmethod
-    def _row(paper: Paper, headers: list[str]) -> list[str | int | None]:
-        """One paper's cells for the given columns."""
-        cells: dict[str, str | int | None] = {
-            "Title": render.md_link(paper.title, paper.url),
-            "Year": paper.year,
-            "Source": paper.source,
-            "Code": render.code_md(paper.code_urls),
-        }
-        return [cells[h] for h in headers]
+    def _row(self, paper: Paper) -> list[str]:
+        """One paper's cell: the linked title, then a line of what is known about it."""
+        facts = [str(paper.year)] if paper.year else []
+        if self.can_filter_sources and paper.source:
+            facts.append(escape(paper.source))
+        if paper.code_urls:
+            facts.append("code: " + render.code_md(paper.code_urls))
+        title = render.md_link(paper.title, paper.url)
+        return [f"{title}<br><span class='rag-row-meta'>{' · '.join(facts)}</span>" if facts else title]

@@ -12,8 +12,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from rag.errors import CorpusError
+from rag.limits import MAX_ABSTRACT_CHARS
 from rag.loaders import arxiv, bibtex, csv_format, digest, jsonl
-from rag.loaders.common import DEFAULT_MAX_ABSTRACT_CHARS, FIELD_ALIASES, Source
+from rag.loaders.common import FIELD_ALIASES, Source
 from rag.types import Paper, normalize_title
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ def load_papers(
     fields: Mapping[str, str] | None = None,
     skip_invalid: bool = False,
     progress: bool = False,
-    max_abstract_chars: int = DEFAULT_MAX_ABSTRACT_CHARS,
+    max_abstract_chars: int = MAX_ABSTRACT_CHARS,
 ) -> LoadResult:
     """Load papers from files, merging exact duplicates; raise CorpusError (file:line) on bad input.
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import CorpusError
+from rag.limits import MAX_ABSTRACT_CHARS, MAX_TITLE_CHARS
 from rag.text import clean_text
 from rag.types import Paper, normalize_space, normalize_title
 
@@ -28,8 +29,6 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "code_urls": ("code_urls", "code_url", "code"),
 }
 
-# Default of Settings.max_abstract_chars: real abstracts have a few thousand characters.
-DEFAULT_MAX_ABSTRACT_CHARS = 100_000
 
 _URL = re.compile(r"https?://[^\s<>\"'{}|\\^`\[\]]+")
 _URL_TRAILING = ".,;:!?)]}'\""
@@ -93,7 +92,7 @@ class Source:
     path: Path
     fields: Mapping[str, str] = field(default_factory=dict)
     skip_invalid: bool = False
-    max_abstract_chars: int = DEFAULT_MAX_ABSTRACT_CHARS
+    max_abstract_chars: int = MAX_ABSTRACT_CHARS
     skipped: int = 0
 
     @property
@@ -163,6 +162,13 @@ class Source:
                 mapped = f" (read from '{self.fields[name]}')" if name in self.fields else ""
                 self.invalid(line, f"{record} has no {name}{mapped}; every paper needs a title and an abstract")
                 return None
+        if len(title_text) > MAX_TITLE_CHARS:
+            self.invalid(
+                line,
+                f"{record} has a title of {len(title_text):,} characters, over the limit of {MAX_TITLE_CHARS:,}; "
+                "is the title field the right one? (map it with --field title=COLUMN, or pass --skip-invalid)",
+            )
+            return None
         if len(abstract_text) > self.max_abstract_chars:
             self.invalid(
                 line,

@@ -1,0 +1,65 @@
+"""The evidence model: its data file, its fit, and the question-shape rules it relies on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from evals.fit_evidence import fit_logistic
+from rag.evidence import (
+    PAPER_FEATURES,
+    SENTENCE_FEATURES,
+    QueryType,
+    counted_nouns,
+    load_model,
+    mentioned,
+    query_type,
+    wants_quantity,
+)
+
+
+def test_the_shipped_model_matches_the_code_features() -> None:
+    model = load_model()
+    assert model.sentence.features == SENTENCE_FEATURES and model.paper.features == PAPER_FEATURES
+    assert model.sentence.weights.shape == (len(SENTENCE_FEATURES),)
+    assert 0 < model.answer_threshold < 1 and 0 < model.list_threshold < 1
+    assert np.any(model.paper.weights != 0), "the model file holds fitted weights, not the bootstrap zeros"
+
+
+def test_logistic_fit_recovers_the_informative_feature() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 3))
+    y = (x[:, 1] + 0.1 * rng.normal(size=400) > 0.3).astype(float)  # only feature 1 matters
+    model = fit_logistic(x, y, ("a", "b", "c"))
+    assert abs(model.weights[1]) > 5 * max(abs(model.weights[0]), abs(model.weights[2]))
+    probs = model.prob(x)
+    assert ((probs >= 0.5) == (y == 1)).mean() > 0.9
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("Which papers propose Mamba-based vision backbones?", QueryType.LIST),
+        ("Compare MaxViT and GroupMamba on ImageNet.", QueryType.LIST),
+        ("Summarise the composite backbone detector paper.", QueryType.SUMMARY),
+        ("What is the core idea of dropping image tokens progressively?", QueryType.SUMMARY),
+        ("What is MaxViT?", QueryType.SUMMARY),
+        ("Which paper stitches pretrained models together?", QueryType.IDENTIFY),
+        ("What top-1 accuracy does MaxViT reach?", QueryType.FACTOID),
+    ],
+)
+def test_query_types(question: str, kind: QueryType) -> None:
+    assert query_type(question) is kind
+
+
+def test_quantity_questions_and_counted_nouns() -> None:
+    assert wants_quantity("How much GPU memory does Vim save?")
+    assert wants_quantity("What share of parameters is trained?")
+    assert not wants_quantity("Which paper stitches pretrained models together?")
+    assert counted_nouns("How many GPU hours did training take?") == {"hour"}
+
+
+def test_a_bare_number_must_stand_alone() -> None:
+    assert mentioned("reaches 86.5% on 512 GPUs", ["512"]) == 1
+    assert mentioned("trained on 1512 images", ["512"]) == 0
+    assert mentioned("Recall@1 of 40.2", ["Recall@1"]) == 1
