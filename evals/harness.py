@@ -76,7 +76,9 @@ def score_item(
         answered_standalone=float(not answer.follow_up) if item.type == "topic_switch" else None,
         cited_paper_precision=precision,
         cited_paper_recall=recall,
-        supported_sentence_share=None if answer.abstained else metrics.supported_sentence_share(answer.sentences),
+        # generated answers only: an extractive sentence is a quote of the abstract it cites
+        supported_sentence_share=None if answer.abstained or (answer.backend == "extractive" and not answer.notice)
+        else metrics.supported_sentence_share(answer.sentences),
         false_abstention_rate=float(answer.abstained),
         judge_faithfulness=faithfulness,
         judge_correctness=correctness,

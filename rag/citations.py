@@ -15,7 +15,7 @@ import numpy as np
 
 from rag.chunking import split_sentences
 from rag.sentence_cache import PaperSentences, SentenceCache
-from rag.text import MARKER, is_evidence, key_terms, numbers_in, strip_markers
+from rag.text import DANGLING, MARKER, is_evidence, key_terms, numbers_in, strip_markers
 from rag.types import AnswerSentence, Citation, Hit
 
 __all__ = [
@@ -41,6 +41,11 @@ NEAREST_SENTENCES = 3
 SUPPORT_COSINE_WEIGHT = 0.6
 # A supported sentence shares at least this many content terms with its cited sentences (all of them when fewer).
 MIN_SHARED_TERMS = 2
+
+
+def _letters(text: str) -> str:
+    """Lower-case letters and digits only, for matching quoted sentences."""
+    return re.sub(r"[^a-z0-9]+", "", text.lower())
 
 
 def expand_marker(body: str) -> list[int]:
@@ -189,11 +194,30 @@ class AnswerBuilder:
 
     def add(self, text: str) -> Iterator[str]:
         """Verify a complete answer text (the extractive composer's), yielding each supported sentence."""
-        plain = [strip_markers(p.text) or p.text for p in split_answer(clean_markers(text, len(self.sources))[0])]
-        if plain:  # one embedding batch for the whole text instead of one call per sentence
-            self._vectors.update(zip(plain, self.cache.embed(plain), strict=True))
+        parsed = split_answer(clean_markers(text, len(self.sources))[0])
+        plain = [strip_markers(p.text) or p.text for p in parsed]
+        for sentence, words in zip(parsed, plain, strict=True):
+            quoted = self._quoted_vector(words, sentence.citations)
+            if quoted is not None:
+                self._vectors[words] = quoted
+        missing = [w for w in plain if w not in self._vectors]
+        if missing:  # one embedding batch for the rest instead of one call per sentence
+            self._vectors.update(zip(missing, self.cache.embed(missing), strict=True))
         yield from self.feed(text)
         yield from self.finish()
+
+    def _quoted_vector(self, plain: str, citations: Sequence[int]) -> np.ndarray | None:
+        """The cached vector of the abstract sentence a composed sentence quotes (after its 'Name:' label, without a
+        dangling connective), or None. Quotes need no new embedding; their content is still checked."""
+        key = _letters(plain)
+        for n in citations:
+            ps = self._papers[n - 1]
+            for j, sentence in enumerate(ps.sentences):
+                for form in (sentence, DANGLING.sub("", sentence, count=1)):
+                    quoted = _letters(form)
+                    if quoted and key.endswith(quoted) and len(quoted) * 5 >= len(key) * 4:
+                        return ps.sentence_vectors[j]
+        return None
 
     def _take(self, chunk: str) -> Iterator[str]:
         """Verify the finished sentences of a chunk of the reply, in order."""

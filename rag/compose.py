@@ -21,7 +21,7 @@ from rag.evidence import (
     mentioned,
 )
 from rag.naming import short_name
-from rag.text import content_words, key_terms
+from rag.text import DANGLING, content_words, key_terms
 
 # At most this many papers in a list, sentences in a summary, sentences in a factoid answer.
 MAX_LISTED = 6
@@ -30,15 +30,6 @@ FACTOID_SENTENCES = 2
 # A second factoid sentence is quoted only when it is nearly as likely to answer as the first.
 SECOND_SENTENCE_SHARE = 0.75
 
-# Connectives that point back at a sentence the answer does not quote: dropped when the sentence stands alone.
-_DANGLING = re.compile(
-    r"^(however|yet|specifically|moreover|furthermore|additionally|in addition|notably|particularly|in particular|"
-    r"therefore|thus|hence|consequently|as a result|besides|meanwhile|nevertheless|nonetheless|instead|further|"
-    r"to this end|to address (this|these|the) (issues?|challenges?|problems?|limitations?)|in contrast|"
-    r"in this (paper|work|study)|here|finally|first|second|third|also|accordingly|similarly|likewise|to do so|"
-    r"on the other hand|concretely|importantly|crucially|interestingly|surprisingly|overall|together)\s*,\s*",
-    re.IGNORECASE,
-)
 _BOILERPLATE = re.compile(
     r"https?://|\bgithub\b|\b(code|models?|data(sets?)?|weights|checkpoints?)\b[^.]{0,60}\b(available|released?|"
     r"public)\b|\bproject (page|website)\b",
@@ -83,7 +74,7 @@ def readable(text: str, standalone: bool = True) -> str:
     """A quoted sentence without a leading connective that would dangle without its context, capitalized again."""
     if not standalone:
         return text
-    rest = _DANGLING.sub("", text, count=1)
+    rest = DANGLING.sub("", text, count=1)
     return rest[:1].upper() + rest[1:] if rest else text
 
 

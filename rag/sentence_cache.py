@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 # Papers kept in memory (least recently used dropped first): about 30 KB each with MiniLM, so about 60 MB.
 MEMORY_PAPERS = 2048
+QUERY_CACHE = 256  # question embeddings kept in memory
 _UNSAFE = re.compile(r"[^0-9A-Za-z_.-]+")
 
 
@@ -62,6 +63,7 @@ class SentenceCache:
         self.max_papers = max_papers
         # Least recently used papers first; bounded, so a long-running app does not grow without limit.
         self._memory: OrderedDict[tuple[str, str], PaperSentences] = OrderedDict()
+        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -72,10 +74,19 @@ class SentenceCache:
         return normalize_rows(np.asarray(vectors, dtype=np.float32))
 
     def embed_query(self, text: str) -> np.ndarray:
-        """Unit-length embedding of a question."""
+        """Unit-length embedding of a question (the last QUERY_CACHE questions are kept: a chain embeds the same
+        question for evidence and for verification)."""
+        cached = self._queries.get(text)
+        if cached is not None:
+            self._queries.move_to_end(text)
+            return cached
         vector = np.asarray(self.embedder.get_query_embedding(text), dtype=np.float32)
         norm = float(np.linalg.norm(vector))
-        return vector / norm if norm else vector
+        vector = vector / norm if norm else vector
+        self._queries[text] = vector
+        while len(self._queries) > QUERY_CACHE:
+            self._queries.popitem(last=False)
+        return vector
 
     def get(self, papers: Iterable[Paper]) -> list[PaperSentences]:
         """Sentences and vectors of each paper, embedding (in one batch) only those not cached yet."""

@@ -45,6 +45,15 @@ _POWER = {"2": "²", "3": "³"}
 _SQUARE = re.compile(r"\^\{?([23])\}?")
 _DOUBLE_QUOTES = re.compile(r"''(.+?)''")
 
+# Connectives that point back at a sentence the answer does not quote: dropped when the sentence stands alone.
+DANGLING = re.compile(
+    r"^(however|yet|specifically|moreover|furthermore|additionally|in addition|notably|particularly|in particular|"
+    r"therefore|thus|hence|consequently|as a result|besides|meanwhile|nevertheless|nonetheless|instead|further|"
+    r"to this end|to address (this|these|the) (issues?|challenges?|problems?|limitations?)|in contrast|"
+    r"in this (paper|work|study)|here|finally|first|second|third|also|accordingly|similarly|likewise|to do so|"
+    r"on the other hand|concretely|importantly|crucially|interestingly|surprisingly|overall|together)\s*,\s*",
+    re.IGNORECASE,
+)
 # Evidence hygiene: text that addresses a model, fakes prompt structure, is markup or is only a link.
 _ADDRESSES_MODEL = re.compile(
     r"\b(ignore|disregard|forget|override)\b[^.]{0,40}\b(previous|prior|above|earlier|all|any)\b[^.]{0,30}"
