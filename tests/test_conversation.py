@@ -19,8 +19,10 @@ def lookup(ids):
 
 TWO_CITED = [
     Message(role="user", content="Which detection backbones are there?"),
-    Message(role="assistant", content="- CBNet: composite backbones [1].\n- MaxViT: multi-axis attention [2].",
-            papers=("cb", "mx")),  # fmt: skip
+    Message(
+        role="assistant", content="- CBNet: composite backbones [1].\n- MaxViT: multi-axis attention [2].",
+        papers=("cb", "mx"),
+    ),
 ]
 ONE_CITED = [
     Message(role="user", content="What does the multi-axis attention backbone reach on ImageNet?"),

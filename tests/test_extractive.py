@@ -106,7 +106,7 @@ def test_stream_yields_text_then_the_answer(assistant: Assistant) -> None:
 def test_bad_questions_raise_clear_errors(assistant: Assistant) -> None:
     with pytest.raises(QuestionError, match="empty"):
         assistant.ask("   \n ")
-    with pytest.raises(QuestionError, match=r"over the limit of 2000.*RAG_MAX_QUESTION_CHARS"):
+    with pytest.raises(QuestionError, match=r"over the limit of 2,000.*RAG_MAX_QUESTION_CHARS"):
         assistant.ask("why? " * 500)
     assert validate_question("  What   is MaxViT? ", 100) == "What is MaxViT?"
 
