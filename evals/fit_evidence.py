@@ -35,6 +35,7 @@ from rag.evidence import (
     Evidence,
     EvidenceModel,
     LogisticModel,
+    QueryType,
     score,
 )
 from rag.settings import Settings
@@ -43,6 +44,7 @@ from rag.types import normalize_title
 log = logging.getLogger(__name__)
 
 SENTENCE_LABEL_TYPES = ("factoid", "which_paper", "follow_up", "topic_switch")
+LIST_L2 = 5.0  # the list model sees a few dozen questions: a stronger penalty
 L2 = 1.0  # ridge penalty on standardized weights: keeps the fit stable on a few hundred dev items
 GRID = np.round(np.arange(0.02, 0.99, 0.01), 2)
 DISTINCT_GRID = np.round(np.arange(0.0, 0.55, 0.05), 2)
@@ -137,7 +139,8 @@ def _best_threshold(scores: Sequence[float], labels: Sequence[bool], max_false_n
 def _list_cutoffs(samples: Sequence[Sample]) -> tuple[float, float]:
     """The paper-probability and distinguishing-term cut-offs for list answers with the best mean F-score on dev,
     precision weighted by LIST_BETA (an off-topic paper in a list is worse than a missing one)."""
-    lists = [s for s in samples if s.item.type == "multi_paper" and s.evidence is not None]
+    lists = [s for s in samples if s.item.type == "multi_paper" and s.evidence is not None
+             and s.evidence.kind is QueryType.LIST]  # fmt: skip
     best, best_f = (0.5, 0.0), -1.0
     for t in GRID[::2]:
         for d in DISTINCT_GRID:
@@ -146,7 +149,7 @@ def _list_cutoffs(samples: Sequence[Sample]) -> tuple[float, float]:
                 assert s.evidence is not None
                 gold = {normalize_title(x) for x in s.item.gold_titles}
                 chosen = {normalize_title(p.hit.paper.title) for p in s.evidence.papers
-                          if p.prob >= t and p.distinct >= d}  # fmt: skip
+                          if p.list_prob >= t and p.distinct >= d}  # fmt: skip
                 tp = len(chosen & gold)
                 if tp:
                     precision, recall = tp / len(chosen), tp / len(gold)
@@ -173,12 +176,16 @@ def fit(gold: Path, data_dir: Path) -> dict[str, object]:
     x = np.vstack([s.evidence.sentence_rows for s in sentence_samples if s.evidence is not None])
     y = np.concatenate([_sentence_labels(s) for s in sentence_samples])
     sentence = fit_logistic(x, y, SENTENCE_FEATURES)
-    staged = EvidenceModel(sentence, chain_model.paper, 0.5, 0.5, 0.5)
+    staged = EvidenceModel(sentence, chain_model.paper, chain_model.list_paper, 0.5, 0.5, 0.5)
     _rescore(assistant, scored, staged)
     x = np.vstack([s.evidence.paper_rows for s in scored if s.evidence is not None])
     y = np.concatenate([_paper_labels(s) for s in scored])
     paper = fit_logistic(x, y, PAPER_FEATURES)
-    model = EvidenceModel(sentence, paper, 0.5, 0.5, 0.5)
+    lists = [s for s in scored if s.evidence is not None and s.evidence.kind is QueryType.LIST]
+    x = np.vstack([s.evidence.paper_rows for s in lists if s.evidence is not None])
+    y = np.concatenate([_paper_labels(s) for s in lists])
+    list_paper = fit_logistic(x, y, PAPER_FEATURES, l2=LIST_L2)
+    model = EvidenceModel(sentence, paper, list_paper, 0.5, 0.5, 0.5)
     _rescore(assistant, scored, model)
 
     # named papers pass the gate whatever their probability: the threshold is chosen on the other items
@@ -198,6 +205,7 @@ def fit(gold: Path, data_dir: Path) -> dict[str, object]:
     return {
         "sentence": sentence.to_json(),
         "paper": paper.to_json(),
+        "list_paper": list_paper.to_json(),
         "thresholds": {"answer": answer, "list": listing, "list_min_distinct": min_distinct, "quantity": quantity},
         "fit": {
             "gold": gold.name, "items": len(items), "sentence_rows": int(sum(len(s.evidence.sentence_rows)

@@ -173,7 +173,7 @@ def compose(evidence: Evidence, model: EvidenceModel) -> Composition:
     named = _distinct([p for p in papers if p.named])
     if kind is QueryType.LIST:
         # a paper is listed on its own evidence: likely enough, and holding the question's distinguishing terms
-        listed = [p for p in papers if p.prob >= model.list_threshold and p.distinct >= model.list_min_distinct]
+        listed = [p for p in papers if p.list_prob >= model.list_threshold and p.distinct >= model.list_min_distinct]
         chosen = named if len(named) > 1 else _distinct(listed)
         chosen = [p for p in chosen if not exact or mentioned(_text(p), exact) == len(exact)][:MAX_LISTED]
         if not chosen:

@@ -203,6 +203,7 @@ class EvidenceModel:
 
     sentence: LogisticModel
     paper: LogisticModel
+    list_paper: LogisticModel
     answer_threshold: float
     list_threshold: float
     quantity_threshold: float
@@ -216,6 +217,7 @@ def load_model(path: Path = MODEL_PATH) -> EvidenceModel:
     return EvidenceModel(
         sentence=LogisticModel.from_json(raw["sentence"], SENTENCE_FEATURES),
         paper=LogisticModel.from_json(raw["paper"], PAPER_FEATURES),
+        list_paper=LogisticModel.from_json(raw["list_paper"], PAPER_FEATURES),
         answer_threshold=float(raw["thresholds"]["answer"]),
         list_threshold=float(raw["thresholds"]["list"]),
         quantity_threshold=float(raw["thresholds"]["quantity"]),
@@ -249,6 +251,7 @@ class PaperEvidence:
     prob: float
     n_sentences: int
     distinct: float = 0.0
+    list_prob: float = 0.0
 
     @property
     def best_cosine(self) -> float:
@@ -381,12 +384,16 @@ def score(
         )  # fmt: skip
     paper_rows = _paper_rows(question, plain, hits, papers, by_paper, named, q, q_terms, exact, counted, best_cos)
     paper_probs = model.paper.prob(paper_rows)
+    # a list question's papers are judged by a model fit on list questions alone: there, being behind the best
+    # paper says little, while for a fact it says much
+    list_probs = model.list_paper.prob(paper_rows) if kind is QueryType.LIST else paper_probs
     evidence = [
         PaperEvidence(
             number=n + 1, hit=hit,
             sentences=tuple(sorted(by_paper.get(n, []), key=lambda s: (-s.prob, s.index))),
             title_cosine=float(ps.title_vector @ q), named=named[n], prob=float(paper_probs[n]),
             n_sentences=len(ps.sentences), distinct=float(paper_rows[n][PAPER_FEATURES.index("distinct_coverage")]),
+            list_prob=float(list_probs[n]),
         )
         for n, (hit, ps) in enumerate(zip(hits, papers, strict=True))
     ]
