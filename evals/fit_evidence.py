@@ -48,7 +48,7 @@ LIST_L2 = 5.0  # the list model sees a few dozen questions: a stronger penalty
 L2 = 1.0  # ridge penalty on standardized weights: keeps the fit stable on a few hundred dev items
 GRID = np.round(np.arange(0.02, 0.99, 0.01), 2)
 DISTINCT_GRID = np.round(np.arange(0.0, 0.55, 0.05), 2)
-LIST_BETA = 0.25  # F-beta of list answers: precision counts 16 times as much as recall
+LIST_BETA = 0.5  # F-beta of list answers: precision counts 4 times as much as recall
 # The gate may wrongly abstain on at most this share of answerable dev items (the floor is 0.05).
 MAX_FALSE_ABSTENTION = 0.03
 # ... and the quantity cut-off at most this share of the answerable quantity questions that pass the gate.
