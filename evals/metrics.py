@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from llama_index.core.evaluation.retrieval.metrics import MRR, NDCG, HitRate, Recall
 
 from rag.types import AnswerSentence, normalize_title
 
+if TYPE_CHECKING:
+    from llama_index.core.evaluation.retrieval.metrics import MRR, NDCG, HitRate, Recall
+
 RETRIEVAL_KS = (1, 5, 10)
 
-_HIT = HitRate()
-_RECALL = Recall()
-_MRR = MRR()
-_NDCG = NDCG()
+
+@cache
+def _metrics() -> dict[str, Any]:
+    """llama-index's retrieval metrics, imported on first use: `rag` loads this module for every command."""
+    from llama_index.core.evaluation.retrieval.metrics import MRR, NDCG, HitRate, Recall
+
+    return {"hit": HitRate(), "recall": Recall(), "mrr": MRR(), "ndcg": NDCG()}
 
 # Number forms the answerer and the abstracts write differently: `2.8x` / `2.8×` / `2.8 times` / `2.8times`,
 # `86.5 %` / `86.5%`, `1,000` / `1000`.
@@ -36,12 +43,13 @@ def retrieval_scores(gold_ids: Sequence[str], ranked_ids: Sequence[str], ks: Seq
     if not gold_ids:
         raise ValueError("retrieval scores need at least one gold id")
     scores: dict[str, float] = {}
+    metric = _metrics()
     for k in ks:
         top = list(ranked_ids[:k])
-        scores[f"hit_at_{k}"] = _score(_HIT, gold_ids, top)
-        scores[f"recall_at_{k}"] = _score(_RECALL, gold_ids, top)
-    scores["mrr_at_10"] = _score(_MRR, gold_ids, list(ranked_ids[:10]))
-    scores["ndcg_at_10"] = _score(_NDCG, gold_ids, list(ranked_ids[:10]))
+        scores[f"hit_at_{k}"] = _score(metric["hit"], gold_ids, top)
+        scores[f"recall_at_{k}"] = _score(metric["recall"], gold_ids, top)
+    scores["mrr_at_10"] = _score(metric["mrr"], gold_ids, list(ranked_ids[:10]))
+    scores["ndcg_at_10"] = _score(metric["ndcg"], gold_ids, list(ranked_ids[:10]))
     return scores
 
 
