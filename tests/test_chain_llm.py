@@ -7,7 +7,6 @@ turned into clear errors or the extractive fallback, no hangs), never the model'
 from __future__ import annotations
 
 import re
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from scripted_llm import closed_port
 
 from rag import Assistant
 from rag.chain import UNVERIFIED, AnswerChain
@@ -147,54 +147,23 @@ def test_nothing_supported_abstains(indexed: Assistant, llama_server: dict, tmp_
 
 
 def test_weak_evidence_abstains_without_calling_the_llm(indexed: Assistant) -> None:
-    dead = f"http://127.0.0.1:{_closed_port()}/v1"  # any call would fail: abstaining proves none was made
+    dead = f"http://127.0.0.1:{closed_port()}/v1"  # any call would fail: abstaining proves none was made
     c = chain(indexed, dead)
     answer = within(30, lambda: c.ask("What is a good recipe for banana bread?", []))
     assert answer.abstained and answer.usage.completion_tokens == 0 and not answer.notice
 
 
 def test_no_retrieval_abstains_without_calling_the_llm(indexed: Assistant) -> None:
-    dead = f"http://127.0.0.1:{_closed_port()}/v1"  # any call would fail: abstaining proves none was made
+    dead = f"http://127.0.0.1:{closed_port()}/v1"  # any call would fail: abstaining proves none was made
     c = chain(indexed, dead)
     answer = within(30, lambda: c.ask(QUESTION, [], filters=SearchFilters(year_min=3000)))
     assert answer.abstained and answer.sources == () and answer.usage.completion_tokens == 0
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def silent_server() -> Iterator[str]:
-    """A loopback socket that accepts connections and never answers."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        sock.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                accepted.append(sock.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
-    stop.set()
-    thread.join(timeout=5)
-    for conn in accepted:
-        conn.close()
-    sock.close()
 
 
 def test_dead_server_is_a_clear_error(indexed: Assistant) -> None:
-    c = chain(indexed, f"http://127.0.0.1:{_closed_port()}/v1", llm_max_retries=1)
+    c = chain(indexed, f"http://127.0.0.1:{closed_port()}/v1", llm_max_retries=1)
     with pytest.raises(LLMError, match=r"connection failed.*RAG_LLM_FALLBACK=extractive"):
         within(60, lambda: c.ask(QUESTION, []))
 
@@ -271,7 +240,7 @@ def test_backend_configuration_errors(tmp_path: Path) -> None:
 
 
 def test_follow_up_with_a_dead_server_condenses_by_rule_and_falls_back(indexed: Assistant) -> None:
-    c = chain(indexed, f"http://127.0.0.1:{_closed_port()}/v1", condense_with_llm=True, llm_fallback="extractive")
+    c = chain(indexed, f"http://127.0.0.1:{closed_port()}/v1", condense_with_llm=True, llm_fallback="extractive")
     _, answer = within(60, lambda: collect(c.stream(FOLLOW_UP, HISTORY)))
     assert answer.follow_up and "MaxViT" in answer.standalone_question  # "the second one" is the second cited paper
     assert "connection failed" in answer.notice

@@ -7,15 +7,13 @@ plus 2 s, and the message states the real time spent.
 from __future__ import annotations
 
 import re
-import socket
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from scripted_llm import Script, ScriptedLLM
+from scripted_llm import Script, ScriptedLLM, closed_port
 
 from rag.assistant import Assistant
 from rag.chain import AnswerChain
@@ -65,37 +63,6 @@ def assistant(collection: Path) -> Assistant:
     return a
 
 
-@pytest.fixture
-def silent_server() -> Iterator[str]:
-    """A loopback socket that accepts connections and never answers."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        sock.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                accepted.append(sock.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
-    stop.set()
-    thread.join(timeout=5)
-    for conn in accepted:
-        conn.close()
-    sock.close()
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def chain(assistant: Assistant, base_url: str, **overrides: Any) -> AnswerChain:
