@@ -246,17 +246,11 @@ class PaperEvidence:
     number: int
     hit: Hit
     sentences: tuple[ScoredSentence, ...]
-    title_cosine: float
     named: bool
     prob: float
-    n_sentences: int
     distinct: float = 0.0
     list_prob: float = 0.0
 
-    @property
-    def best_cosine(self) -> float:
-        """Highest cosine of any of its sentences (or its title) to the question."""
-        return max([self.title_cosine, *(s.cosine for s in self.sentences)])
 
 
 @dataclass(frozen=True)
@@ -391,8 +385,8 @@ def score(
         PaperEvidence(
             number=n + 1, hit=hit,
             sentences=tuple(sorted(by_paper.get(n, []), key=lambda s: (-s.prob, s.index))),
-            title_cosine=float(ps.title_vector @ q), named=named[n], prob=float(paper_probs[n]),
-            n_sentences=len(ps.sentences), distinct=float(paper_rows[n][PAPER_FEATURES.index("distinct_coverage")]),
+            named=named[n], prob=float(paper_probs[n]),
+            distinct=float(paper_rows[n][PAPER_FEATURES.index("distinct_coverage")]),
             list_prob=float(list_probs[n]),
         )
         for n, (hit, ps) in enumerate(zip(hits, papers, strict=True))

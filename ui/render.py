@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from rag.export import kept_spans, repeated_markers
 from rag.text import MARKER
-from rag.types import Answer, AnswerSentence, Citation, Paper
+from rag.types import Answer, Citation, Paper
 
 EXCERPT_CONTEXT = 220  # characters of abstract shown on each side of the evidence in a source card
 
@@ -31,27 +31,12 @@ def source_anchor(turn: int, number: int) -> str:
 
 def answer_html(answer: Answer, turn: int) -> str:
     """An answer as a chat message: [n] markers link to its sources, one marker per run of sentences citing the
-    same papers, unsupported sentences marked."""
+    same papers. Only verified sentences are in the text; those the verifier left out are never shown."""
     cited = {c.number for c in answer.citations}
     text = answer.text
-    drops = repeated_markers(text)
-    spans = _sentence_spans(text, answer.unsupported_sentences)
-    parts: list[str] = []
-    pos = 0
-    for start, end, sentence in spans:
-        parts.append(_linked(text, pos, start, drops, turn, cited))
-        body = _linked(text, start, end, drops, turn, cited)
-        tip = escape(f"Not supported by the cited sources (support {sentence.support:.2f})", quote=True)
-        parts.append(f'<span class="rag-unsupported" title="{tip}">{body}</span><sup class="rag-flag">⚠</sup>')
-        pos = end
-    parts.append(_linked(text, pos, len(text), drops, turn, cited))
-    body = "".join(parts)
+    body = _linked(text, 0, len(text), repeated_markers(text), turn, cited)
     head = '<span class="rag-badge rag-badge-abstain">No answer in this collection</span> ' if answer.abstained else ""
     tail = f'\n\n<span class="rag-notice">ⓘ {escape(answer.notice)}</span>' if answer.notice else ""
-    if spans:
-        n = len(spans)
-        plural = "s" if n > 1 else ""
-        tail += f'\n\n<span class="rag-notice">⚠ {n} sentence{plural} not supported by the cited sources.</span>'
     return head + body + tail
 
 
@@ -86,13 +71,6 @@ def sources_html(answer: Answer | None, turn: int) -> str:
         out.append(
             '<div class="rag-callout rag-callout-abstain">No paper in the collection answers this question, '
             "so the assistant did not answer.</div>"
-        )
-    unsupported = answer.unsupported_sentences
-    if unsupported:
-        items = "".join(f"<li>{escape(s.text)}</li>" for s in unsupported)
-        out.append(
-            '<div class="rag-callout rag-callout-warn"><b>Not supported by the cited sources:</b>'
-            f"<ul>{items}</ul></div>"
         )
     out.extend(_citation_card(c, turn) for c in sorted(answer.citations, key=lambda c: c.number))
     cited_ids = {c.paper.id for c in answer.citations}
@@ -247,18 +225,6 @@ def _marker_numbers(inside: str) -> list[int]:
         elif part.isdigit():
             numbers.append(int(part))
     return numbers
-
-
-def _sentence_spans(text: str, sentences: Sequence[AnswerSentence]) -> list[tuple[int, int, AnswerSentence]]:
-    """Where each given sentence sits in the answer text, in order, skipping any not found."""
-    spans: list[tuple[int, int, AnswerSentence]] = []
-    pos = 0
-    for sentence in sentences:
-        found = _find_loose(text, sentence.text, start=pos)
-        if found is not None:
-            spans.append((found[0], found[1], sentence))
-            pos = found[1]
-    return spans
 
 
 def _find_loose(haystack: str, needle: str, start: int = 0) -> tuple[int, int] | None:
