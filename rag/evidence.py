@@ -389,7 +389,7 @@ def score(
             distinct=float(paper_rows[n][PAPER_FEATURES.index("distinct_coverage")]),
             list_prob=float(list_probs[n]),
         )
-        for n, (hit, ps) in enumerate(zip(hits, papers, strict=True))
+        for n, hit in enumerate(hits)
     ]
     evidence.sort(key=lambda e: (-e.prob, e.number))
     return Evidence(question, kind, quantity, tuple(evidence), sentence_rows, paper_rows)

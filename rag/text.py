@@ -49,7 +49,8 @@ _DOUBLE_QUOTES = re.compile(r"''(.+?)''")
 DANGLING = re.compile(
     r"^(however|yet|specifically|moreover|furthermore|additionally|in addition|notably|particularly|in particular|"
     r"therefore|thus|hence|consequently|as a result|besides|meanwhile|nevertheless|nonetheless|instead|further|"
-    r"to this end|to address (this|these|the) (issues?|challenges?|problems?|limitations?)|in contrast|"
+    r"to this end|to address (?:this|these|that|those|the)(?: (?:issues?|challenges?|problems?|limitations?|gaps?))?|"
+    r"in contrast|"
     r"in this (paper|work|study)|here|finally|first|second|third|also|accordingly|similarly|likewise|to do so|"
     r"on the other hand|concretely|importantly|crucially|interestingly|surprisingly|overall|together)\s*,\s*",
     re.IGNORECASE,
