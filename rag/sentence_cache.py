@@ -70,8 +70,11 @@ class SentenceCache:
         """Unit-length embeddings of texts, one row each."""
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
-        vectors = self.embedder.get_text_embedding_batch(list(texts))
-        return normalize_rows(np.asarray(vectors, dtype=np.float32))
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths per batch: less padding
+        vectors = np.asarray(self.embedder.get_text_embedding_batch([texts[i] for i in order]), dtype=np.float32)
+        rows = np.empty_like(vectors)
+        rows[order] = vectors
+        return normalize_rows(rows)
 
     def embed_query(self, text: str) -> np.ndarray:
         """Unit-length embedding of a question (the last QUERY_CACHE questions are kept: a chain embeds the same
