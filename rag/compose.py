@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag.evidence import (
+    BOILERPLATE,
+    FINDING,
     Evidence,
     EvidenceModel,
     PaperEvidence,
@@ -30,11 +32,6 @@ FACTOID_SENTENCES = 2
 # A second factoid sentence is quoted only when it is nearly as likely to answer as the first.
 SECOND_SENTENCE_SHARE = 0.75
 
-_BOILERPLATE = re.compile(
-    r"https?://|\bgithub\b|\b(code|models?|data(sets?)?|weights|checkpoints?)\b[^.]{0,60}\b(available|released?|"
-    r"public)\b|\bproject (page|website)\b",
-    re.IGNORECASE,
-)
 # "apart from Mamba-based backbones", "rather than a CNN", "other than diffusion models": what the answer leaves out.
 _EXCLUDING = re.compile(
     r"\b(?:apart from|other than|except(?: for)?|excluding|aside from|besides|rather than|instead of|not counting)"
@@ -47,11 +44,6 @@ _WANTS_CODE = re.compile(
     re.IGNORECASE,
 )
 _ASKS_FINDINGS = re.compile(r"\b(find|findings|found|conclu\w*|results?|show|lessons?|takeaways?)\b", re.IGNORECASE)
-_FINDING = re.compile(
-    r"\bwe (also )?(find|show|demonstrate|observe|discover|identify)\b|\bresults? (show|demonstrate|indicate)|"
-    r"\boutperform|\bachiev|\bsurpass|\bconclude|\bsuggest",
-    re.IGNORECASE,
-)
 _ASKS_FOR_LINKS = re.compile(r"\b(code|github|url|link|website|page|release[ds]?|available|download)\b", re.IGNORECASE)
 _METHOD = re.compile(
     r"\b(consists? of|built (up)?on|comprises?|components?|key (idea|insight|techniques?)|core idea|"
@@ -93,7 +85,7 @@ def _contentful(paper: PaperEvidence, question: str) -> list[ScoredSentence]:
     """The paper's sentences best first, without link boilerplate unless the question asks for links."""
     if _ASKS_FOR_LINKS.search(question):
         return list(paper.sentences)
-    kept = [s for s in paper.sentences if not _BOILERPLATE.search(s.text)]
+    kept = [s for s in paper.sentences if not BOILERPLATE.search(s.text)]
     return kept or list(paper.sentences)
 
 
@@ -108,11 +100,11 @@ def _distinct(papers: Sequence[PaperEvidence]) -> list[PaperEvidence]:
 def _summary(paper: PaperEvidence, question: str) -> list[ScoredSentence]:
     """The contribution sentence, the method's gist after it, and the sentences closest to the question (its
     findings first when the question asks for findings or conclusions)."""
-    ordered = sorted((s for s in paper.sentences if not _BOILERPLATE.search(s.text)), key=lambda s: s.index)
+    ordered = sorted((s for s in paper.sentences if not BOILERPLATE.search(s.text)), key=lambda s: s.index)
     if not ordered:
         return []
     if _ASKS_FINDINGS.search(question):
-        findings = sorted((s for s in ordered if _FINDING.search(s.text)), key=lambda s: (-s.prob, s.index))
+        findings = sorted((s for s in ordered if FINDING.search(s.text)), key=lambda s: (-s.prob, s.index))
         rest = sorted((s for s in ordered if s not in findings), key=lambda s: (-s.prob, s.index))
         return (findings + rest)[:SUMMARY_SENTENCES]
     anchor = next((s for s in ordered if s.contribution), None) or max(ordered, key=lambda s: (s.prob, -s.index))

@@ -64,12 +64,13 @@ _PROPOSAL = re.compile(
     r"develop|design|contribute|build|construct|study|investigate|revisit|explore)",
     re.IGNORECASE,
 )
-_FINDING = re.compile(
+# A sentence stating a result, and one that only points at code or praises itself: roles of abstract sentences.
+FINDING = re.compile(
     r"\bwe (also )?(find|show|demonstrate|observe|discover|identify)\b|\bresults? (show|demonstrate|indicate)|"
     r"\boutperform|\bachiev|\bstate-of-the-art\b|\bsurpass|\bconclude|\bimproves?\b",
     re.IGNORECASE,
 )
-_BOILERPLATE = re.compile(
+BOILERPLATE = re.compile(
     r"https?://|\bgithub\b|\bwe (will )?(release|open-source|make)\b|\bproject (page|website)\b|"
     r"\b(code|models?|data(sets?)?|weights|checkpoints?|code-?base)\b[^.]{0,60}\b(available|released?|public)\b|"
     r"\b(effectiveness|capabilities|potential|superiority|value) of (our|the proposed|this)\b|\bunderscores?\b",
@@ -363,9 +364,9 @@ def score(
             len(q_terms & terms) / len(q_terms) if q_terms else 0.0,
             mentioned(text, exact) / len(exact) if exact else 0.0,
             float(quantity and has_number), float(quantity and tied), float(quantity and _unit_match(question, text)),
-            position, float(i == 0), float(contribution), float(bool(_FINDING.search(text))),
+            position, float(i == 0), float(contribution), float(bool(FINDING.search(text))),
             float(i < 2 and not contribution and not has_number and "we" not in text.lower().split()),
-            float(bool(_BOILERPLATE.search(text))), 1.0 / (n + 1), float(papers[n].title_vector @ q), float(named[n]),
+            float(bool(BOILERPLATE.search(text))), 1.0 / (n + 1), float(papers[n].title_vector @ q), float(named[n]),
         ])  # fmt: skip
         meta.append((n, i, has_number, tied or (has_number and _unit_match(question, text)), contribution))
     sentence_rows = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(SENTENCE_FEATURES))
