@@ -194,7 +194,9 @@ class AnswerBuilder:
 
     def add(self, text: str) -> Iterator[str]:
         """Verify a complete answer text (the extractive composer's), yielding each supported sentence."""
-        parsed = split_answer(clean_markers(text, len(self.sources))[0])
+        self._raw += text
+        parsed = self._parse(text)
+        self._settled = len(self._raw)
         plain = [strip_markers(p.text) or p.text for p in parsed]
         for sentence, words in zip(parsed, plain, strict=True):
             quoted = self._quoted_vector(words, sentence.citations)
@@ -203,8 +205,7 @@ class AnswerBuilder:
         missing = [w for w in plain if w not in self._vectors]
         if missing:  # one embedding batch for the rest instead of one call per sentence
             self._vectors.update(zip(missing, self.cache.embed(missing), strict=True))
-        yield from self.feed(text)
-        yield from self.finish()
+        yield from self._verify(parsed)
 
     def _quoted_vector(self, plain: str, citations: Sequence[int]) -> np.ndarray | None:
         """The cached vector of the abstract sentence a composed sentence quotes (after its 'Name:' label, without a
@@ -221,12 +222,22 @@ class AnswerBuilder:
 
     def _take(self, chunk: str) -> Iterator[str]:
         """Verify the finished sentences of a chunk of the reply, in order."""
+        yield from self._verify(self._parse(chunk))
+
+    def _parse(self, chunk: str) -> list[ParsedSentence]:
+        """The sentences of the chunk that starts at the settled point of the reply, citations to missing sources
+        dropped (and counted), numbered by their line in the whole reply."""
         first_line = self._raw[: self._settled].count("\n")
         cleaned, removed = clean_markers(chunk, len(self.sources))
         self.removed_citations += removed
         lines_before = chunk[: len(chunk) - len(chunk.lstrip())].count("\n")
+        return split_answer(cleaned, first_line + lines_before)
+
+    def _verify(self, parsed: list[ParsedSentence]) -> Iterator[str]:
+        """Check sentences in order and append the supported ones; a run of sentences that cites through its last
+        marker is shown when that marker's sentence is, or closed with the marker when it is left out."""
         pending: list[tuple[ParsedSentence, str]] = []  # supported sentences citing through a later marker
-        for sentence in split_answer(cleaned, first_line + lines_before):
+        for sentence in parsed:
             if pending and pending[-1][0].line != sentence.line:
                 yield from self._emit(pending, close=True)
                 pending = []
@@ -275,15 +286,13 @@ class AnswerBuilder:
         number = sentence.citations[best]
         if index >= 0:
             self._evidence.setdefault(number, {})[self._papers[number - 1].sentences[index]] = None
-        shown = self._renumber(sentence.text, sentence.citations)
+        shown = self._renumber(sentence.text)
         new = tuple(self._numbers[n] for n in sentence.citations)
         self.sentences.append(AnswerSentence(text=shown, citations=new, supported=True, support=score))
         return shown
 
-    def _renumber(self, text: str, citations: tuple[int, ...]) -> str:
-        """The sentence with its markers in reading-order numbers; an inherited citation is written at its end."""
-        if not MARKER.search(text):
-            return text
+    def _renumber(self, text: str) -> str:
+        """The sentence with its markers in reading-order numbers (a sentence citing through its run has none)."""
         return MARKER.sub(lambda m: "".join(f"[{self._numbers[n]}]" for n in expand_marker(m.group(1))), text)
 
     # --- output ------------------------------------------------------------------------------------------

@@ -18,9 +18,6 @@ from rag.evidence import (
     PaperEvidence,
     QueryType,
     ScoredSentence,
-    counted_nouns,
-    exact_terms,
-    mentioned,
 )
 from rag.naming import short_name
 from rag.text import DANGLING, content_words, key_terms
@@ -161,21 +158,20 @@ def compose(evidence: Evidence, model: EvidenceModel) -> Composition:
     papers = constraints(evidence.question, [p for p in evidence.papers if p.sentences])
     if not papers or not evidence.answerable(model.answer_threshold):
         return Composition("", kind, ())
-    exact = exact_terms(evidence.question, [p.hit for p in evidence.papers])
     named = _distinct([p for p in papers if p.named])
     if kind is QueryType.LIST:
         # a paper is listed on its own evidence: likely enough, and holding the question's distinguishing terms
         listed = [p for p in papers if p.list_prob >= model.list_threshold and p.distinct >= model.list_min_distinct]
         chosen = named if len(named) > 1 else _distinct(listed)
-        chosen = [p for p in chosen if not exact or mentioned(_text(p), exact) == len(exact)][:MAX_LISTED]
+        chosen = [p for p in chosen if p.covers_exact][:MAX_LISTED]
         if not chosen:
             return Composition("", kind, ())
         lines = [f"- {cite(p, _list_sentences(evidence, p))}" for p in chosen]
         return Composition("\n".join(lines), kind, tuple(p.number for p in chosen))
     best = named[0] if named else papers[0]
-    if exact and mentioned(_text(best), exact) < len(exact):
+    if not best.covers_exact:
         return Composition("", kind, ())  # the paper never mentions what is asked about (a near miss)
-    if not counted_nouns(evidence.question) <= key_terms(_text(best)):
+    if not best.covers_counted:
         return Composition("", kind, ())  # "how many GPU hours": the paper never counts hours
     if kind is QueryType.SUMMARY:
         chosen_papers = named[:2] if len(named) > 1 else [best]
@@ -199,7 +195,3 @@ def _list_sentences(evidence: Evidence, paper: PaperEvidence) -> list[ScoredSent
         candidates = [s for s in candidates if s.has_number] or candidates
     return candidates[:1]
 
-
-def _text(paper: PaperEvidence) -> str:
-    """Title and abstract of a scored source."""
-    return f"{paper.hit.paper.title} {paper.hit.paper.abstract}"

@@ -37,6 +37,9 @@ PAPER_FEATURES: tuple[str, ...] = (
     "distinct_coverage", "exact_coverage", "exact_all", "counted", "rank", "named", "best_gap",
 )  # fmt: skip
 
+# Paper features the composer also reads: distinguishing-term coverage, every exact term, what "how many" counts.
+_DISTINCT, _EXACT_ALL, _COUNTED = (PAPER_FEATURES.index(f) for f in ("distinct_coverage", "exact_all", "counted"))
+
 _LIST = re.compile(
     r"\b(which|what|list|name|any|find|compare|comparison|all)\b.{0,40}?\b(papers|works|studies|articles|ones)\b|"
     r"\b(which|list|name|compare)\s+(\w+\s+){0,2}(methods|models|approaches|architectures|frameworks|backbones|"
@@ -251,6 +254,8 @@ class PaperEvidence:
     prob: float
     distinct: float = 0.0
     list_prob: float = 0.0
+    covers_exact: bool = True
+    covers_counted: bool = True
 
 
 
@@ -387,8 +392,8 @@ def score(
             number=n + 1, hit=hit,
             sentences=tuple(sorted(by_paper.get(n, []), key=lambda s: (-s.prob, s.index))),
             named=named[n], prob=float(paper_probs[n]),
-            distinct=float(paper_rows[n][PAPER_FEATURES.index("distinct_coverage")]),
-            list_prob=float(list_probs[n]),
+            distinct=float(paper_rows[n][_DISTINCT]), list_prob=float(list_probs[n]),
+            covers_exact=bool(paper_rows[n][_EXACT_ALL]), covers_counted=bool(paper_rows[n][_COUNTED]),
         )
         for n, hit in enumerate(hits)
     ]
