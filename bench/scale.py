@@ -33,6 +33,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.retrieval import latency  # noqa: E402
 from rag import Settings  # noqa: E402
 from rag.embeddings import MiniLMEmbedding  # noqa: E402
 from rag.index import PaperIndex  # noqa: E402
@@ -207,14 +208,7 @@ def measure(args: argparse.Namespace, size: int) -> dict[str, Any]:
 
     reader = PaperIndex(settings, embedder, COLLECTION)  # a fresh reader, as a new process would open it
     texts = claims(args.scifact, args.queries)
-    for text in texts[:3]:
-        reader.search(text, k=10)
-    times = []
-    for text in texts:
-        t0 = time.perf_counter()
-        reader.search(text, k=10)
-        times.append((time.perf_counter() - t0) * 1000)
-    result["search"] = {**quantiles(times), "load_avg_1m_after": round(os.getloadavg()[0], 1)}
+    result["search"] = latency(reader, texts)
     print(f"  {size}: search {result['search']}", file=sys.stderr)
 
     assistant = Assistant(settings, embedder=embedder, index=reader)
