@@ -36,6 +36,7 @@ from rag.evidence import (
     EvidenceModel,
     LogisticModel,
     QueryType,
+    load_model,
     score,
 )
 from rag.settings import Settings
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 SENTENCE_LABEL_TYPES = ("factoid", "which_paper", "follow_up", "topic_switch")
 LIST_L2 = 5.0  # the list model sees a few dozen questions: a stronger penalty
+ANSWER_L2 = 5.0  # the answerability model sees one row per question, few of them unanswerable: stronger too
 L2 = 1.0  # ridge penalty on standardized weights: keeps the fit stable on a few hundred dev items
 GRID = np.round(np.arange(0.02, 0.99, 0.01), 2)
 DISTINCT_GRID = np.round(np.arange(0.0, 0.55, 0.05), 2)
@@ -160,8 +162,27 @@ def _list_cutoffs(samples: Sequence[Sample]) -> tuple[float, float]:
     return best
 
 
+def _bootstrap_model() -> None:
+    """When the code's features changed since the model file was written, replace the file by a neutral model (zero
+    weights) so the chain can score; the fit does not depend on it (sentence rows never read the paper models)."""
+    try:
+        load_model()
+    except (ValueError, KeyError) as exc:
+        log.info("%s: starting from a neutral model", exc)
+        neutral = {
+            name: LogisticModel(features, np.zeros(len(features)), np.ones(len(features)), np.zeros(len(features)),
+                                0.0).to_json()
+            for name, features in (("sentence", SENTENCE_FEATURES), ("paper", PAPER_FEATURES),
+                                   ("list_paper", PAPER_FEATURES), ("answer", PAPER_FEATURES))
+        }  # fmt: skip
+        thresholds = {"answer": 0.5, "list": 0.5, "quantity": 0.5}
+        MODEL_PATH.write_text(json.dumps({**neutral, "thresholds": thresholds}, indent=1) + "\n", encoding="utf-8")
+        load_model.cache_clear()
+
+
 def fit(gold: Path, data_dir: Path) -> dict[str, object]:
     """Fit both models and the thresholds on a dev gold file; return the data file's content."""
+    _bootstrap_model()
     assistant = Assistant(Settings(data_dir=data_dir, llm="extractive"))
     assistant.ensure_ready()
     items = load_gold(gold)
@@ -176,7 +197,7 @@ def fit(gold: Path, data_dir: Path) -> dict[str, object]:
     x = np.vstack([s.evidence.sentence_rows for s in sentence_samples if s.evidence is not None])
     y = np.concatenate([_sentence_labels(s) for s in sentence_samples])
     sentence = fit_logistic(x, y, SENTENCE_FEATURES)
-    staged = EvidenceModel(sentence, chain_model.paper, chain_model.list_paper, 0.5, 0.5, 0.5)
+    staged = EvidenceModel(sentence, chain_model.paper, chain_model.list_paper, chain_model.answer, 0.5, 0.5, 0.5)
     _rescore(assistant, scored, staged)
     x = np.vstack([s.evidence.paper_rows for s in scored if s.evidence is not None])
     y = np.concatenate([_paper_labels(s) for s in scored])
@@ -185,7 +206,16 @@ def fit(gold: Path, data_dir: Path) -> dict[str, object]:
     x = np.vstack([s.evidence.paper_rows for s in lists if s.evidence is not None])
     y = np.concatenate([_paper_labels(s) for s in lists])
     list_paper = fit_logistic(x, y, PAPER_FEATURES, l2=LIST_L2)
-    model = EvidenceModel(sentence, paper, list_paper, 0.5, 0.5, 0.5)
+    model = EvidenceModel(sentence, paper, list_paper, chain_model.answer, 0.5, 0.5, 0.5)
+    _rescore(assistant, scored, model)
+    # answerable at all, from the best paper's features: answerable against unanswerable questions (a question that
+    # names a paper passes the gate whatever its score, so it is left out)
+    gated = [s for s in scored if s.evidence is not None and s.evidence.papers
+             and not any(p.named for p in s.evidence.papers)]  # fmt: skip
+    x = np.vstack([s.evidence.paper_rows[s.evidence.papers[0].number - 1] for s in gated if s.evidence is not None])
+    y = np.asarray([float(s.item.answerable) for s in gated])
+    answer_model = fit_logistic(x, y, PAPER_FEATURES, l2=ANSWER_L2)
+    model = EvidenceModel(sentence, paper, list_paper, answer_model, 0.5, 0.5, 0.5)
     _rescore(assistant, scored, model)
 
     # named papers pass the gate whatever their probability: the threshold is chosen on the other items
@@ -206,6 +236,7 @@ def fit(gold: Path, data_dir: Path) -> dict[str, object]:
         "sentence": sentence.to_json(),
         "paper": paper.to_json(),
         "list_paper": list_paper.to_json(),
+        "answer": answer_model.to_json(),
         "thresholds": {"answer": answer, "list": listing, "list_min_distinct": min_distinct, "quantity": quantity},
         "fit": {
             "gold": gold.name, "items": len(items), "sentence_rows": int(sum(len(s.evidence.sentence_rows)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from rag.citations import AnswerBuilder
 from rag.compose import compose
+from rag.constraints import parse
 from rag.conversation import Turn, resolve, rewrite_with_llm
 from rag.errors import LLMError
 from rag.evidence import Evidence, QueryType, load_model, query_type, score
@@ -142,7 +143,7 @@ class AnswerChain:
         if backend is None:
             yield from self._extractive(run, evidence, hits, base, model=self.cache.model_name)
             return
-        if not evidence.answerable(self.model.answer_threshold):
+        if not evidence.answerable(self.model):
             # the evidence gate: no model call when the sources cannot answer
             answer = Answer(
                 text=abstain_text(WEAK_EVIDENCE), abstained=True, sources=tuple(hits), model=backend.model,
@@ -177,8 +178,8 @@ class AnswerChain:
         """The numbered sources: the follow-up's papers, or a search (wider for list questions)."""
         listing = query_type(turn.standalone) is QueryType.LIST
         wanted = k or (self.settings.list_k if listing else self.settings.answer_k)
-        if not turn.papers:
-            return self.retrieve(turn.standalone, wanted, filters)
+        if not turn.papers:  # "apart from X": X's words would pull in the papers the answer leaves out
+            return self.retrieve(parse(turn.standalone).positive, wanted, filters)
         scoped = (filters or SearchFilters()).model_copy(update={"paper_ids": turn.papers})
         hits = [h for h in self.retrieve(turn.standalone, max(wanted, len(turn.papers)), scoped) if h.paper.id in
                 turn.papers]  # fmt: skip

@@ -10,6 +10,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rag.constraints import excluded_papers, meets, parse
 from rag.evidence import (
     BOILERPLATE,
     FINDING,
@@ -20,7 +21,7 @@ from rag.evidence import (
     ScoredSentence,
 )
 from rag.naming import short_name
-from rag.text import DANGLING, content_words, key_terms
+from rag.text import DANGLING
 
 # At most this many papers in a list, sentences in a summary, sentences in a factoid answer.
 MAX_LISTED = 6
@@ -29,25 +30,10 @@ FACTOID_SENTENCES = 2
 # A second factoid sentence is quoted only when it is nearly as likely to answer as the first.
 SECOND_SENTENCE_SHARE = 0.75
 
-# "apart from Mamba-based backbones", "rather than a CNN", "other than diffusion models": what the answer leaves out.
-_EXCLUDING = re.compile(
-    r"\b(?:apart from|other than|except(?: for)?|excluding|aside from|besides|rather than|instead of|not counting)"
-    r"\s+([^,;?]{2,60})",
-    re.IGNORECASE,
-)
-_WANTS_CODE = re.compile(
-    r"\b(?:release[sd]?|releasing|share[sd]?|provide[sd]?|publish(?:es|ed)?|open-source[sd]?|with|have|has)\s+"
-    r"(?:their |its |the |public |open-source |available )*code\b|\bcode (?:is |are )?(?:available|released|public)\b",
-    re.IGNORECASE,
-)
 _ASKS_FINDINGS = re.compile(r"\b(find|findings|found|conclu\w*|results?|show|lessons?|takeaways?)\b", re.IGNORECASE)
 _ASKS_FOR_LINKS = re.compile(r"\b(code|github|url|link|website|page|release[ds]?|available|download)\b", re.IGNORECASE)
-_METHOD = re.compile(
-    r"\b(consists? of|built (up)?on|comprises?|components?|key (idea|insight|techniques?)|core idea|"
-    r"specifically|modules?|mechanism|strategy|scheme|we (design|develop|use|leverage|employ|adopt|replace|"
-    r"combine|decompose|introduce)|by (using|replacing|combining|introducing))\b",
-    re.IGNORECASE,
-)
+# A sentence in the paper's own voice: where an abstract starts saying what it does, after its background.
+_OWN_VOICE = re.compile(r"\b(we|our|this (paper|work|study))\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -95,8 +81,9 @@ def _distinct(papers: Sequence[PaperEvidence]) -> list[PaperEvidence]:
 
 
 def _summary(paper: PaperEvidence, question: str) -> list[ScoredSentence]:
-    """The contribution sentence, the method's gist after it, and the sentences closest to the question (its
-    findings first when the question asks for findings or conclusions)."""
+    """The contribution and the method's gist: the sentences from the first contribution sentence on, in the
+    abstract's order (an abstract says what it proposes and how before its results); its findings first when the
+    question asks for findings or conclusions."""
     ordered = sorted((s for s in paper.sentences if not BOILERPLATE.search(s.text)), key=lambda s: s.index)
     if not ordered:
         return []
@@ -104,12 +91,10 @@ def _summary(paper: PaperEvidence, question: str) -> list[ScoredSentence]:
         findings = sorted((s for s in ordered if FINDING.search(s.text)), key=lambda s: (-s.prob, s.index))
         rest = sorted((s for s in ordered if s not in findings), key=lambda s: (-s.prob, s.index))
         return (findings + rest)[:SUMMARY_SENTENCES]
-    anchor = next((s for s in ordered if s.contribution), None) or max(ordered, key=lambda s: (s.prob, -s.index))
-    after = [s for s in ordered if s.index > anchor.index]
-    gist = next((s for s in after if _METHOD.search(s.text)), after[0] if after else None)
-    chosen = [anchor] + ([gist] if gist else [])
-    rest = sorted((s for s in ordered if s not in chosen and s.index > anchor.index), key=lambda s: (-s.prob, s.index))
-    return chosen + rest[: SUMMARY_SENTENCES - len(chosen)]
+    start = next((s for s in ordered if s.contribution), None) or next(
+        (s for s in ordered if _OWN_VOICE.search(s.text)), ordered[0]
+    )
+    return [s for s in ordered if s.index >= start.index][:SUMMARY_SENTENCES]
 
 
 def _factoid(evidence: Evidence, paper: PaperEvidence, model: EvidenceModel) -> list[ScoredSentence]:
@@ -130,39 +115,19 @@ def _factoid(evidence: Evidence, paper: PaperEvidence, model: EvidenceModel) -> 
     return chosen
 
 
-def constraints(question: str, papers: Sequence[PaperEvidence]) -> list[PaperEvidence]:
-    """The papers that meet the question's hard constraints: "apart from X" / "rather than X" leave out papers about X
-    (in the title, or named twice in the abstract); "with code" / "release code" keep papers that link code."""
-    kept = list(papers)
-    for match in _EXCLUDING.finditer(question):
-        words = content_words(match.group(1).replace("-", " "))
-        if words:  # the first content word is the distinguishing one: "Mamba-based backbones" -> "mamba"
-            excluded = key_terms(words[0])
-            kept = [p for p in kept if not _about(p, excluded)]
-    if _WANTS_CODE.search(question):
-        kept = [p for p in kept if p.hit.paper.code_urls]
-    return kept
-
-
-def _about(paper: PaperEvidence, terms: frozenset[str]) -> bool:
-    """True when the paper's title has one of the terms, or its abstract has one at least twice."""
-    if terms & key_terms(paper.hit.paper.title.replace("-", " ")):
-        return True
-    words = [key_terms(w) for w in paper.hit.paper.abstract.replace("-", " ").split()]
-    return any(sum(t in w for w in words) >= 2 for t in terms)
-
-
 def compose(evidence: Evidence, model: EvidenceModel) -> Composition:
     """Quote the sentences that answer the question, or return empty text when the evidence does not answer it."""
     kind = evidence.kind
-    papers = constraints(evidence.question, [p for p in evidence.papers if p.sentences])
-    if not papers or not evidence.answerable(model.answer_threshold):
+    asked = parse(evidence.question)
+    excluded = excluded_papers(asked, [p.hit.paper for p in evidence.papers])
+    papers = [p for p in evidence.papers if p.sentences and meets(asked, p.hit.paper, excluded)]
+    if not papers or not evidence.answerable(model):
         return Composition("", kind, ())
     named = _distinct([p for p in papers if p.named])
     if kind is QueryType.LIST:
         # a paper is listed on its own evidence: likely enough, and holding the question's distinguishing terms
-        listed = [p for p in papers if p.list_prob >= model.list_threshold and p.distinct >= model.list_min_distinct]
-        chosen = named if len(named) > 1 else _distinct(listed)
+        listed = {p.number for p in evidence.listed(model)}
+        chosen = named if len(named) > 1 else _distinct([p for p in papers if p.number in listed])
         chosen = [p for p in chosen if p.covers_exact][:MAX_LISTED]
         if not chosen:
             return Composition("", kind, ())
@@ -177,7 +142,7 @@ def compose(evidence: Evidence, model: EvidenceModel) -> Composition:
         chosen_papers = named[:2] if len(named) > 1 else [best]
         lines = [cite(p, _summary(p, evidence.question)) for p in chosen_papers]
         return Composition("\n".join(lines), kind, tuple(p.number for p in chosen_papers))
-    if kind is QueryType.IDENTIFY and not evidence.quantity:
+    if kind is QueryType.IDENTIFY:
         top = _contentful(best, evidence.question)[:1]
         contribution = [s for s in best.sentences if s.contribution][:1]
         sentences = list({s.index: s for s in contribution + top}.values())
@@ -194,4 +159,3 @@ def _list_sentences(evidence: Evidence, paper: PaperEvidence) -> list[ScoredSent
     if evidence.quantity:
         candidates = [s for s in candidates if s.has_number] or candidates
     return candidates[:1]
-

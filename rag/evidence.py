@@ -1,14 +1,17 @@
 """The evidence step, shared by every backend: score each retrieved paper and its sentences against a question.
 
-Two logistic models, fit on the dev gold split by `evals/fit_evidence.py` (weights and thresholds in
+Logistic models, fit on the dev gold split by `evals/fit_evidence.py` (weights and thresholds in
 `rag/data/evidence_model.json`), turn features into probabilities:
 - a sentence model: does this abstract sentence state what the question asks for?
 - a paper model: does this paper answer the question (meet its distinguishing terms, not only its topic)?
+- a list-paper model: the same, fit on list questions alone;
+- an answerability model: does the collection answer the question at all (its best paper's features)?
 The answerability gate, the list cut-off and the composer's choices all read these probabilities.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -21,6 +24,7 @@ from pathlib import Path
 import bm25s
 import numpy as np
 
+from rag.constraints import parse
 from rag.naming import aliases, mentions, short_name, without_names
 from rag.sentence_cache import PaperSentences, SentenceCache
 from rag.text import STOPWORDS, WORD, english_stemmer, is_evidence, key_terms
@@ -34,7 +38,8 @@ SENTENCE_FEATURES: tuple[str, ...] = (
 )  # fmt: skip
 PAPER_FEATURES: tuple[str, ...] = (
     "best_sentence", "second_sentence", "best_cosine", "cosine_gap", "title_cosine", "term_coverage",
-    "distinct_coverage", "exact_coverage", "exact_all", "counted", "rank", "named", "best_gap",
+    "distinct_coverage", "exact_coverage", "exact_all", "counted", "rank", "named", "best_gap", "claim_cosine",
+    "claim_coverage", "unmatched",
 )  # fmt: skip
 
 # Paper features the composer also reads: distinguishing-term coverage, every exact term, what "how many" counts.
@@ -49,17 +54,18 @@ _LIST = re.compile(
 )
 _IDENTIFY = re.compile(r"\b(which|what)\s+(paper|work|study|article|method|model|approach|one|system)\b", re.I)
 _SUMMARY = re.compile(
-    r"\b(what is|what's|what are)\b.{0,60}\babout\b|\bsummar|\bdescribe\b|\bmain (idea|contribution)|\bcore idea\b|"
-    r"\bkey idea\b|\bgist\b|\btell me (more )?about\b|\boverview\b|\bexplain\b|\bidea behind\b|\bhow does\b.{0,60}"
-    r"\bwork\b|\bwhat problem\b|\bwhat (does|did|do)\b.{0,60}\b(propose|introduce|present|conclude|contribute)\b",
+    r"\b(what is|what's|what are)\b.{0,120}\babout\b|\bsummar|\bdescribe\b|\bmain (idea|contribution)|\bcore idea\b|"
+    r"\bkey idea\b|\bgist\b|\btell me (more )?about\b|\boverview\b|\bexplain\b|\bidea behind\b|\bhow does\b.{0,120}"
+    r"\bwork\b|\bwhat problem\b|\bwhat (does|did|do)\b.{0,120}\b(propose|introduce|present|conclude|contribute)\b",
     re.IGNORECASE,
 )
 _DEFINITION = re.compile(r"^\s*(?:what|who)\s*(?:is|are|was|'s)\s+(?P<name>[^?]{1,80}?)\s*\??\s*$", re.IGNORECASE)
 _QUANTITY = re.compile(
     r"\bhow (much|many|fast|large|big|long|small|high|low|well)\b|\bwhat (accuracy|score|speed|size|share|fraction|"
-    r"percentage|proportion|range|number|throughput|latency)\b|\b(accuracy|top-?1|mAP|AP|FID|PSNR|SSIM|mIoU|BLEU|"
+    r"percentage|proportion|range|number|throughput|latency)\b|\b(?-i:mAP|AP)\b|(?<![\w-])(accuracy|top-?1|FID|PSNR|SSIM|mIoU|BLEU|"
     r"F1|score|speed-?up|percent|parameters|FLOPs|GFLOPs|fps|throughput|latency|memory|hours|days|billion|million|"
-    r"ratio|share|fraction|range|rate|gain|improvement|saving|savings|reduction|size|count|budget)\b|%",
+    r"ratio|share|fraction|range|rate|gain|improvement|saving|savings|reduction|size|count|budget|value|figure)"
+    r"(?![\w-])|%",  # a word of its own, not part of a name ("Any-Size-Diffusion")
     re.IGNORECASE,
 )
 _PROPOSAL = re.compile(
@@ -82,6 +88,14 @@ BOILERPLATE = re.compile(
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-.@]*[A-Za-z0-9]")
 _DESCRIPTIVE_SUFFIX = re.compile(r"(?<=[A-Za-z0-9])-[a-z]+$")
 _SQUASH = re.compile(r"[^a-z0-9]+")
+# Examples a question gives ("such as COCO", "e.g. LoRA"), and a number that is a bound ("86% or more", "at least 8").
+_EXAMPLES = re.compile(r"\b(?:such as|e\.g\.|for example|for instance|including|like)\s+([^?;:]+)", re.IGNORECASE)
+_THRESHOLD = re.compile(
+    r"(\d[\d.,]*)\s*%?\s*or (?:more|higher|above|better|greater|less|lower|fewer|below)\b|"
+    r"\b(?:more than|at least|over|above|below|under|less than|fewer than|beyond|up to)\s+(\d[\d.,]*)",
+    re.IGNORECASE,
+)
+ALTERNATIVE_WINDOW = 3  # words on each side of "or" whose exact terms are alternatives
 _HOW_MANY = re.compile(r"\bhow many\s+([A-Za-z][\w\-]*)(?:\s+([a-z][\w\-]*))?", re.IGNORECASE)
 # A number that measures something ("86.5%", "25", "2.8×"), not part of a name ("ImageNet-V2", "Kinetics-400").
 _QUANTITY_NUMBER = re.compile(r"(?<![\w.,\-])\d+(?:[.,]\d+)*")
@@ -105,7 +119,7 @@ def query_type(question: str) -> QueryType:
     """Classify a question: a list of papers, a summary of one, which paper does X, or a fact (the default)."""
     if _LIST.search(question):
         return QueryType.LIST
-    if _SUMMARY.search(question) or _is_definition(question):
+    if _SUMMARY.search(question) or (_is_definition(question) and not _QUANTITY.search(question)):
         return QueryType.SUMMARY
     if _IDENTIFY.search(question):
         return QueryType.IDENTIFY
@@ -113,8 +127,9 @@ def query_type(question: str) -> QueryType:
 
 
 def wants_quantity(question: str) -> bool:
-    """True when the question asks for a number (an accuracy, a saving, a count, a range)."""
-    return query_type(question) in (QueryType.FACTOID, QueryType.IDENTIFY) and bool(_QUANTITY.search(question))
+    """True when the question asks for a number (an accuracy, a saving, a count, a range); "which paper…" asks for a
+    paper, whatever quantities describe it."""
+    return query_type(question) is QueryType.FACTOID and bool(_QUANTITY.search(question))
 
 
 def _is_definition(question: str) -> bool:
@@ -137,12 +152,35 @@ def exact_terms(question: str, hits: Sequence[Hit]) -> list[str]:
     A paper that never says 'KITTI' cannot answer a question about KITTI, however close it is otherwise.
     """
     names = " ".join(squash(alias) for hit in hits for alias in (*aliases(hit.paper), short_name(hit.paper)))
+    bounds = {squash(n) for m in _THRESHOLD.finditer(question) for n in m.groups() if n}
     terms = []
     for token in (_DESCRIPTIVE_SUFFIX.sub("", t) for t in _TOKEN.findall(question)):
         exact = any(c.isdigit() for c in token) or any(c.isupper() for c in token[1:])
-        if exact and squash(token) and squash(token) not in names:
+        if exact and squash(token) and squash(token) not in names and squash(token) not in bounds:
             terms.append(token)
     return list(dict.fromkeys(terms))
+
+
+def alternatives(question: str, terms: Sequence[str]) -> set[str]:
+    """The exact terms a question gives as examples or alternatives ("such as RetinaNet or Cascade R-CNN", "MLPs or
+    state-space models"): a paper needs one of them, not all."""
+    spans = []
+    for match in _EXAMPLES.finditer(question):  # the examples run until a function word: "such as A or B on COCO"
+        example = list(itertools.takewhile(lambda w: w.lower() in ("or", "and") or w.lower() not in STOPWORDS,
+                                           match.group(1).split()))  # fmt: skip
+        spans.append(" ".join(example))
+    words = question.split()
+    for i, word in enumerate(words):
+        if word.lower() == "or" and not _THRESHOLD.match(" ".join(words[max(i - 1, 0) : i + 2])):
+            spans.append(" ".join(words[max(i - ALTERNATIVE_WINDOW, 0) : i + ALTERNATIVE_WINDOW + 1]))
+    return {t for t in terms if any(mentioned(span, [t]) for span in spans)}
+
+
+def covers(text: str, terms: Sequence[str], optional: set[str]) -> bool:
+    """True when text mentions every required exact term and, if the question gives alternatives, one of them."""
+    required = [t for t in terms if t not in optional]
+    either = [t for t in terms if t in optional]
+    return mentioned(text, required) == len(required) and (not either or mentioned(text, either) > 0)
 
 
 def mentioned(text: str, terms: Sequence[str]) -> int:
@@ -203,11 +241,12 @@ class LogisticModel:
 
 @dataclass(frozen=True)
 class EvidenceModel:
-    """The sentence and paper models and the thresholds calibrated with them on dev."""
+    """The sentence, paper, list-paper and answerability models and the thresholds calibrated with them on dev."""
 
     sentence: LogisticModel
     paper: LogisticModel
     list_paper: LogisticModel
+    answer: LogisticModel
     answer_threshold: float
     list_threshold: float
     quantity_threshold: float
@@ -222,6 +261,7 @@ def load_model(path: Path = MODEL_PATH) -> EvidenceModel:
         sentence=LogisticModel.from_json(raw["sentence"], SENTENCE_FEATURES),
         paper=LogisticModel.from_json(raw["paper"], PAPER_FEATURES),
         list_paper=LogisticModel.from_json(raw["list_paper"], PAPER_FEATURES),
+        answer=LogisticModel.from_json(raw["answer"], PAPER_FEATURES),
         answer_threshold=float(raw["thresholds"]["answer"]),
         list_threshold=float(raw["thresholds"]["list"]),
         quantity_threshold=float(raw["thresholds"]["quantity"]),
@@ -269,15 +309,16 @@ class Evidence:
     papers: tuple[PaperEvidence, ...]
     sentence_rows: np.ndarray
     paper_rows: np.ndarray
+    strength: float = 0.0  # probability that the collection answers the question at all (the answerability model)
 
-    @property
-    def strength(self) -> float:
-        """Probability that the best paper answers the question (0 without papers)."""
-        return self.papers[0].prob if self.papers else 0.0
+    def listed(self, model: EvidenceModel) -> list[PaperEvidence]:
+        """The papers a list question lists on their own evidence: likely enough under the list model, and holding
+        the question's distinguishing terms (best first)."""
+        return [p for p in self.papers if p.list_prob >= model.list_threshold and p.distinct >= model.list_min_distinct]
 
-    def answerable(self, threshold: float) -> bool:
-        """The gate: the best paper is likely enough to answer, or the question names (or points at) a paper."""
-        return self.strength >= threshold or any(p.named and p.sentences for p in self.papers)
+    def answerable(self, model: EvidenceModel) -> bool:
+        """The gate: the collection likely answers the question, or the question names (or points at) a paper."""
+        return self.strength >= model.answer_threshold or any(p.named and p.sentences for p in self.papers)
 
 
 def _bm25_scores(question: str, texts: Sequence[str]) -> np.ndarray:
@@ -313,6 +354,12 @@ def _numbers_tied(sentence: str, terms: frozenset[str]) -> bool:
     return any(abs(n - p * scale) <= 5 for n in numeric for p in positions)
 
 
+def _claim_terms(paper: PaperSentences) -> frozenset[str]:
+    """Key terms of what a paper claims as its own: its title and its contribution sentences (else its first)."""
+    claims = [s for s in paper.sentences if _PROPOSAL.search(s)] or list(paper.sentences[:1])
+    return key_terms(" ".join([paper.paper.title, *claims]))
+
+
 def _unit_match(question: str, sentence: str) -> bool:
     """True when the sentence holds a number of the kind the question asks for (a '%' for an accuracy, '×' for a
     speed-up)."""
@@ -337,20 +384,22 @@ def score(
     model = model or load_model()
     kind = query_type(question)
     quantity = wants_quantity(question)
+    asked = parse(question).positive  # "apart from X" describes papers the answer leaves out: not scored for
     papers: list[PaperSentences] = cache.get(hit.paper for hit in hits)
-    named = [hit.paper.id in focus or mentions(question, hit.paper) for hit in hits]
-    plain = question
+    named = [hit.paper.id in focus or mentions(asked, hit.paper) for hit in hits]
+    plain = asked
     for hit, is_named in zip(hits, named, strict=True):
         if is_named:
             plain = without_names(plain, hit.paper)
-    q = cache.embed_query(question)
-    q_plain = cache.embed_query(plain) if plain != question and plain.strip() else q
+    q = cache.embed_query(asked)
+    q_plain = cache.embed_query(plain) if plain != asked and plain.strip() else q
     usable = [[i for i, s in enumerate(ps.sentences) if is_evidence(s)] for ps in papers]
     flat = [(n, i) for n, idx in enumerate(usable) for i in idx]
     texts = [papers[n].sentences[i] for n, i in flat]
     bm25 = _bm25_scores(plain, texts)
     q_terms = key_terms(plain)
-    exact = exact_terms(question, hits)
+    exact = exact_terms(asked, hits)
+    optional = alternatives(asked, exact)
     counted = counted_nouns(question)
     cos_all = [ps.sentence_vectors @ (q_plain if named[n] else q) for n, ps in enumerate(papers)]
     best_cos = max((float(c[i]) for n, c in enumerate(cos_all) for i in usable[n]), default=0.0)
@@ -382,7 +431,7 @@ def score(
             ScoredSentence(n + 1, i, papers[n].sentences[i], float(cos_all[n][i]), float(p), has_number, tied,
                            contribution)
         )  # fmt: skip
-    paper_rows = _paper_rows(question, plain, hits, papers, by_paper, named, q, q_terms, exact, counted, best_cos)
+    paper_rows = _paper_rows(hits, papers, by_paper, named, q, q_terms, exact, optional, counted, best_cos)
     paper_probs = model.paper.prob(paper_rows)
     # a list question's papers are judged by a model fit on list questions alone: there, being behind the best
     # paper says little, while for a fact it says much
@@ -398,12 +447,13 @@ def score(
         for n, hit in enumerate(hits)
     ]
     evidence.sort(key=lambda e: (-e.prob, e.number))
-    return Evidence(question, kind, quantity, tuple(evidence), sentence_rows, paper_rows)
+    # answerable at all: the best paper's evidence judged by a model fit on answerable against unanswerable questions
+    # (the paper model ranks papers within a question, so its top probability says little about off-topic ones)
+    strength = float(model.answer.prob(paper_rows[evidence[0].number - 1 : evidence[0].number])[0]) if evidence else 0.0
+    return Evidence(question, kind, quantity, tuple(evidence), sentence_rows, paper_rows, strength)
 
 
 def _paper_rows(
-    question: str,
-    plain: str,
     hits: Sequence[Hit],
     papers: Sequence[PaperSentences],
     by_paper: dict[int, list[ScoredSentence]],
@@ -411,6 +461,7 @@ def _paper_rows(
     q: np.ndarray,
     q_terms: frozenset[str],
     exact: Sequence[str],
+    optional: set[str],
     counted: frozenset[str],
     best_cos: float,
 ) -> np.ndarray:
@@ -421,6 +472,8 @@ def _paper_rows(
     df = {t: sum(t in ts for ts in term_sets) for t in q_terms}
     idf = {t: math.log((len(hits) + 1) / (df[t] + 0.5)) for t in q_terms}
     idf_total = sum(idf.values())
+    # the question's terms no retrieved paper has: a question about something the collection never mentions
+    unmatched = sum(df[t] == 0 for t in q_terms) / len(q_terms) if q_terms else 0.0
     best_probs = [max((s.prob for s in by_paper.get(n, [])), default=0.0) for n in range(len(hits))]
     top_prob = max(best_probs, default=0.0)
     rows = []
@@ -429,13 +482,19 @@ def _paper_rows(
         cosines = [s.cosine for s in by_paper.get(n, [])]
         paper_cos = max([float(ps.title_vector @ q), *cosines])
         covered = q_terms & term_sets[n]
+        # what the paper claims as its own (title and contribution sentences), not what it mentions in passing
+        scored = by_paper.get(n, [])
+        claims = [x for x in scored if x.contribution] or sorted(scored, key=lambda x: x.index)[:1]
+        claim_terms = _claim_terms(ps)
         rows.append([
             probs[0] if probs else 0.0, probs[1] if len(probs) > 1 else 0.0, paper_cos, paper_cos - best_cos,
             float(ps.title_vector @ q), len(covered) / len(q_terms) if q_terms else 0.0,
             sum(idf[t] for t in covered) / idf_total if idf_total > 0 else 0.0,
             mentioned(texts[n], exact) / len(exact) if exact else 1.0,
-            float(mentioned(texts[n], exact) == len(exact)), float(counted <= term_sets[n]),
+            float(covers(texts[n], exact, optional)), float(counted <= term_sets[n]),
             1.0 / (hit.rank if hit.rank else n + 1), float(named[n]), (probs[0] if probs else 0.0) - top_prob,
+            max([float(ps.title_vector @ q), *(x.cosine for x in claims)]),
+            len(q_terms & claim_terms) / len(q_terms) if q_terms else 0.0, unmatched,
         ])  # fmt: skip
     return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(PAPER_FEATURES))
 

@@ -10,7 +10,10 @@ from rag.evidence import (
     PAPER_FEATURES,
     SENTENCE_FEATURES,
     QueryType,
+    alternatives,
     counted_nouns,
+    covers,
+    exact_terms,
     load_model,
     mentioned,
     query_type,
@@ -22,6 +25,7 @@ def test_the_shipped_model_matches_the_code_features() -> None:
     model = load_model()
     assert model.sentence.features == SENTENCE_FEATURES and model.paper.features == PAPER_FEATURES
     assert model.sentence.weights.shape == (len(SENTENCE_FEATURES),)
+    assert model.list_paper.features == PAPER_FEATURES and model.answer.features == PAPER_FEATURES
     assert 0 < model.answer_threshold < 1 and 0 < model.list_threshold < 1
     assert np.any(model.paper.weights != 0), "the model file holds fitted weights, not the bootstrap zeros"
 
@@ -46,6 +50,10 @@ def test_logistic_fit_recovers_the_informative_feature() -> None:
         ("What is MaxViT?", QueryType.SUMMARY),
         ("Which paper stitches pretrained models together?", QueryType.IDENTIFY),
         ("What top-1 accuracy does MaxViT reach?", QueryType.FACTOID),
+        ("What is the accuracy of MaxViT?", QueryType.FACTOID),  # a quantity, not a definition
+        ("What is the Any-Size-Diffusion pipeline?", QueryType.SUMMARY),  # "Size" is part of a name
+        ("What does the paper that swaps LayerNorm for BatchNorm in transformers propose to keep training stable?",
+         QueryType.SUMMARY),
     ],
 )
 def test_query_types(question: str, kind: QueryType) -> None:
@@ -56,6 +64,10 @@ def test_quantity_questions_and_counted_nouns() -> None:
     assert wants_quantity("How much GPU memory does Vim save?")
     assert wants_quantity("What share of parameters is trained?")
     assert not wants_quantity("Which paper stitches pretrained models together?")
+    # "which paper" asks for a paper, whatever describes it; "map" is not mAP
+    assert not wants_quantity("Which paper trades accuracy against efficiency at runtime?")
+    assert not wants_quantity("What does the learnable ISP map between RAW and RGB?")
+    assert wants_quantity("What box AP does it reach on COCO?")
     assert counted_nouns("How many GPU hours did training take?") == {"hour"}
 
 
@@ -63,3 +75,14 @@ def test_a_bare_number_must_stand_alone() -> None:
     assert mentioned("reaches 86.5% on 512 GPUs", ["512"]) == 1
     assert mentioned("trained on 1512 images", ["512"]) == 0
     assert mentioned("Recall@1 of 40.2", ["Recall@1"]) == 1
+
+
+def test_examples_and_alternatives_need_one_term_and_bounds_are_not_exact() -> None:
+    question = "Which backbones plug into a detector such as RetinaNet or Cascade Mask R-CNN on COCO?"
+    terms = exact_terms(question, [])
+    optional = alternatives(question, terms)
+    assert optional == {"RetinaNet", "R-CNN"} and "COCO" in terms
+    assert covers("RetinaNet results on COCO", terms, optional)
+    assert not covers("RetinaNet and Cascade Mask R-CNN results", terms, optional)  # COCO is required
+    assert exact_terms("Which ConvNets reach 86% or more ImageNet top-1?", []) == ["ConvNets", "ImageNet", "top-1"]
+

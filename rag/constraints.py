@@ -1,0 +1,149 @@
+"""A question's hard constraints: what the answer leaves out ("apart from X", "rather than X") and "with code".
+
+The excluded phrases are cut from the text that retrieval searches and the evidence step scores (their words
+describe papers the answer must not hold), and the composer drops the papers they name or are about.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from rag.naming import mentions
+from rag.text import STOPWORDS, content_words, key_terms
+from rag.types import Paper
+
+_EXCLUDING = re.compile(
+    r"\b(?:apart from|other than|except(?: for)?|excluding|aside from|besides|rather than|instead of|not counting|"
+    r"but not|as opposed to|unlike)\s+",
+    re.IGNORECASE,
+)
+_WANTS_CODE = re.compile(
+    r"\b(?:release[sd]?|releasing|share[sd]?|provide[sd]?|publish(?:es|ed)?|open-source[sd]?|with|have|has)\s+"
+    r"(?:their |its |the |public |open-source |available )*code\b|\bcode (?:is |are )?(?:available|released|public)\b",
+    re.IGNORECASE,
+)
+_PHRASE_TOKEN = re.compile(r"[^\s,;:?!()]+|[,;:?!()]")
+_DETERMINERS = frozenset({"the", "a", "an", "those", "these", "that", "this", "its", "their", "any", "ones", "papers",
+                          "works", "on", "about", "using", "with"})  # "other than those on medical images"
+# Generic heads that end an excluded name: "other than the Mamba-based ones".
+_HEADS = frozenset({"one", "ones", "paper", "papers", "work", "works", "model", "models", "method", "methods"})
+# An excluded phrase is a short noun phrase: a name of up to three words ("Vision Mamba"), else two words.
+MAX_PHRASE_WORDS = 3
+MAX_PLAIN_WORDS = 2
+MAX_LISTED_PHRASES = 4  # "other than A, B, C or D"
+MIN_CLAUSE_WORDS = 4  # words before the connective for a list of exclusions to follow a whole clause
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """What a question asks for once its exclusions are cut out, the excluded phrases, and whether it wants code."""
+
+    positive: str
+    excluded: tuple[str, ...]
+    wants_code: bool
+
+
+def _phrase(tokens: list[str]) -> int:
+    """How many tokens (from the start) the excluded noun phrase spans: determiners, then at most MAX_PHRASE_WORDS
+    words, ending at punctuation, a stop word, or the first lower-case word after a capitalized name (a generic
+    head such as "ones" is kept with it)."""
+    n = 0
+    while n < len(tokens) and tokens[n].lower() in _DETERMINERS:
+        n += 1
+    words = 0
+    while n < len(tokens) and words < MAX_PHRASE_WORDS:
+        token = tokens[n]
+        if not any(c.isalnum() for c in token) or token.lower() in STOPWORDS:
+            break
+        if words >= MAX_PLAIN_WORDS and token[:1].islower():
+            break
+        if words and token[:1].islower() and tokens[n - 1][:1].isupper():
+            n += token.lower() in _HEADS
+            break  # "apart from GroupMamba propose …": the name ended
+        n += 1
+        words += 1
+    return n if words else 0
+
+
+def _listed_phrases(tokens: list[str]) -> list[tuple[int, int]]:
+    """(start, end) token spans of the excluded phrases: one, or a list closed by "or" ("pure transformers, pure
+    ConvNets or state-space models"); without a closing "or", a comma ends the exclusion ("apart from X, which…")."""
+    first = _phrase(tokens)
+    if not first:
+        return []
+    items, pos = [(0, first)], first
+    while pos < len(tokens) and len(items) < MAX_LISTED_PHRASES:
+        k = pos + (tokens[pos] == ",")
+        closing = k < len(tokens) and tokens[k].lower() in ("or", "nor")
+        k += closing
+        n = _phrase(tokens[k:]) if k > pos else 0
+        if not n:
+            break
+        items.append((k, k + n))
+        pos = k + n
+        if closing:
+            return items
+    return items[:1]
+
+
+@lru_cache(maxsize=1024)
+def parse(question: str) -> Constraints:
+    """The question's constraints; `positive` is the question without its "apart from X" / "rather than X" parts."""
+    excluded: list[str] = []
+    kept: list[str] = []
+    rest = question
+    while match := _EXCLUDING.search(rest):
+        kept.append(rest[: match.start()])
+        tail = rest[match.end() :]
+        tokens = _PHRASE_TOKEN.findall(tail)
+        # a list of exclusions follows a whole clause ("which backbones mix X and Y, as opposed to A, B or C"); after
+        # a bare subject ("which papers, apart from X, use A or B") the exclusion is one phrase
+        before = "".join(kept).split()
+        items = _listed_phrases(tokens) if len(before) >= MIN_CLAUSE_WORDS else _listed_phrases(tokens)[:1]
+        if not items:
+            kept.append(rest[match.start() : match.end()])
+            rest = tail
+            continue
+        excluded.extend(" ".join(tokens[start:end]) for start, end in items)
+        # cut the phrases' own words from the tail, keeping what follows them
+        cut = 0
+        for token in tokens[: items[-1][1]]:
+            cut = tail.index(token, cut) + len(token)
+        rest = tail[cut:]
+    kept.append(rest)
+    positive = re.sub(r"\s+([,;?.])", r"\1", " ".join("".join(kept).split()))
+    positive = re.sub(r"([,;])(?:\s*[,;])+", r"\1", positive)
+    positive = re.sub(r"[,;]\s*([?.!])", r"\1", positive).strip(" ,;")
+    return Constraints(positive or question, tuple(excluded), bool(_WANTS_CODE.search(question)))
+
+
+def excluded_papers(constraints: Constraints, papers: Sequence[Paper]) -> set[str]:
+    """Ids of the papers an exclusion leaves out: the ones an excluded phrase names ("apart from GroupMamba"), or,
+    when it names none of them, the papers about its first content word ("rather than GANs")."""
+    out: set[str] = set()
+    for phrase in constraints.excluded:
+        named = {p.id for p in papers if mentions(phrase, p)}
+        if named:
+            out |= named
+            continue
+        words = content_words(phrase.replace("-", " "))
+        if words:
+            terms = key_terms(words[0])
+            out |= {p.id for p in papers if _about(p, terms)}
+    return out
+
+
+def meets(constraints: Constraints, paper: Paper, excluded: set[str]) -> bool:
+    """True when the paper is not excluded and, if the question wants code, links some."""
+    return paper.id not in excluded and (not constraints.wants_code or bool(paper.code_urls))
+
+
+def _about(paper: Paper, terms: frozenset[str]) -> bool:
+    """True when the paper's title has one of the terms, or its abstract has one at least twice."""
+    if terms & key_terms(paper.title.replace("-", " ")):
+        return True
+    words = [key_terms(w) for w in paper.abstract.replace("-", " ").split()]
+    return any(sum(t in w for w in words) >= 2 for t in terms)

@@ -1,0 +1,63 @@
+"""A question's hard constraints: the excluded phrases are cut from what is searched and scored, and the papers they
+name or are about are left out of the answer."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.constraints import excluded_papers, meets, parse
+from rag.loaders import DEFAULT_CORPUS, load_papers
+from rag.types import Paper
+
+
+@pytest.fixture(scope="module")
+def digest() -> list[Paper]:
+    """The bundled digest's papers."""
+    return list(load_papers([DEFAULT_CORPUS]).papers)
+
+
+@pytest.mark.parametrize(
+    ("question", "positive", "excluded"),
+    [
+        ("Which papers apart from GroupMamba propose Mamba backbones?", "Which papers propose Mamba backbones?",
+         ("GroupMamba",)),
+        ("Apart from Vision Mamba, which papers build state-space backbones?",
+         "which papers build state-space backbones?", ("Vision Mamba",)),
+        ("Which papers use diffusion rather than GANs for image synthesis?",
+         "Which papers use diffusion for image synthesis?", ("GANs",)),
+        ("Which segmentation papers, other than the Mamba-based ones, run in real time?",
+         "Which segmentation papers, run in real time?", ("the Mamba-based ones",)),
+        ("Which papers other than those on medical images use SAM?", "Which papers use SAM?",
+         ("those on medical images",)),
+        ("Which papers propose Mamba backbones?", "Which papers propose Mamba backbones?", ()),
+        ("Which backbones mix convolution and attention, as opposed to pure transformers, ConvNets or MLPs?",
+         "Which backbones mix convolution and attention?", ("pure transformers", "ConvNets", "MLPs")),
+        ("Which papers, apart from MaxViT, use SAM or LoRA?", "Which papers, use SAM or LoRA?", ("MaxViT",)),
+    ],
+)  # fmt: skip
+def test_parse_cuts_the_excluded_phrase(question: str, positive: str, excluded: tuple[str, ...]) -> None:
+    c = parse(question)
+    assert c.positive == positive
+    assert c.excluded == excluded
+
+
+def test_a_named_exclusion_leaves_out_that_paper_only(digest: list[Paper]) -> None:
+    mamba = [p for p in digest if "Mamba" in p.title]
+    out = excluded_papers(parse("Which papers apart from GroupMamba propose Mamba backbones?"), mamba)
+    assert [p.title for p in mamba if p.id in out] == [p.title for p in mamba if p.title.startswith("GroupMamba")]
+
+
+def test_a_topic_exclusion_leaves_out_the_papers_about_it(digest: list[Paper]) -> None:
+    out = excluded_papers(parse("Which papers compress networks rather than diffusion models?"), digest)
+    titles = [p.title for p in digest if p.id in out]
+    assert any("Stable Diffusion" in t for t in titles)
+    assert not any(t.startswith("MaxViT") for t in titles)
+
+
+def test_wanting_code_keeps_papers_that_link_code(digest: list[Paper]) -> None:
+    c = parse("Which papers on state space models release code?")
+    assert c.wants_code
+    with_code = next(p for p in digest if p.code_urls)
+    without = next(p for p in digest if not p.code_urls)
+    assert meets(c, with_code, set()) and not meets(c, without, set())
+    assert not meets(c, with_code, {with_code.id})
