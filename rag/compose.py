@@ -119,7 +119,9 @@ def compose(evidence: Evidence, model: EvidenceModel) -> Composition:
     """Quote the sentences that answer the question, or return empty text when the evidence does not answer it."""
     kind = evidence.kind
     asked = parse(evidence.question)
-    excluded = excluded_papers(asked, [p.hit.paper for p in evidence.papers])
+    # a list leaves out the papers about what it excludes; a question about one paper ("the approach that uses one
+    # network instead of dozens of specialists") describes that paper with its exclusion, so only names count there
+    excluded = excluded_papers(asked, [p.hit.paper for p in evidence.papers], by_topic=kind is QueryType.LIST)
     papers = [p for p in evidence.papers if p.sentences and meets(asked, p.hit.paper, excluded)]
     if not papers or not evidence.answerable(model):
         return Composition("", kind, ())

@@ -120,9 +120,9 @@ def parse(question: str) -> Constraints:
     return Constraints(positive or question, tuple(excluded), bool(_WANTS_CODE.search(question)))
 
 
-def excluded_papers(constraints: Constraints, papers: Sequence[Paper]) -> set[str]:
+def excluded_papers(constraints: Constraints, papers: Sequence[Paper], by_topic: bool = True) -> set[str]:
     """Ids of the papers an exclusion leaves out: the ones an excluded phrase names ("apart from GroupMamba"), or,
-    when it names none of them, the papers about its first content word ("rather than GANs")."""
+    when it names none of them and `by_topic`, the papers about its first content word ("rather than GANs")."""
     out: set[str] = set()
     for phrase in constraints.excluded:
         named = {p.id for p in papers if mentions(phrase, p)}
@@ -130,7 +130,7 @@ def excluded_papers(constraints: Constraints, papers: Sequence[Paper]) -> set[st
             out |= named
             continue
         words = content_words(phrase.replace("-", " "))
-        if words:
+        if words and by_topic:
             terms = key_terms(words[0])
             out |= {p.id for p in papers if _about(p, terms)}
     return out

@@ -99,11 +99,15 @@ ALTERNATIVE_WINDOW = 3  # words on each side of "or" whose exact terms are alter
 _HOW_MANY = re.compile(r"\bhow many\s+([A-Za-z][\w\-]*)(?:\s+([a-z][\w\-]*))?", re.IGNORECASE)
 # A number that measures something ("86.5%", "25", "2.8×"), not part of a name ("ImageNet-V2", "Kinetics-400").
 _QUANTITY_NUMBER = re.compile(r"(?<![\w.,\-])\d+(?:[.,]\d+)*")
-_QUESTION_UNITS = {
-    "%": re.compile(r"\b(accuracy|percent|share|fraction|proportion|rate|top-?1|ap|map|miou|improv|gain|saving|"
-                    r"reduc|fewer|less|memory|parameters)\b|%", re.IGNORECASE),
-    "×": re.compile(r"\b(faster|speed|times|fold|smaller|larger|fewer|less|more|reduc|compress)\b", re.IGNORECASE),
-}  # fmt: skip
+# (what a question asks for, how a sentence writes that kind of number): a '%' for an accuracy, '×' for a speed-up
+_UNITS = (
+    (re.compile(r"\b(accuracy|percent|share|fraction|proportion|rate|top-?1|(?-i:AP|mAP)|miou|improv\w*|gain\w*|"
+                r"saving\w*|reduc\w*|fewer|less|memory|parameters)\b|%", re.IGNORECASE),
+     re.compile(r"\d\s*%|\d\s*percent\b", re.IGNORECASE)),
+    (re.compile(r"\b(faster|speed\w*|times|fold|smaller|larger|fewer|less|more|reduc\w*|compress\w*)\b",
+                re.IGNORECASE),
+     re.compile(r"\d\s*(?:×|x\b|times\b|-?fold\b)", re.IGNORECASE)),
+)  # fmt: skip
 
 
 class QueryType(StrEnum):
@@ -363,10 +367,7 @@ def _claim_terms(paper: PaperSentences) -> frozenset[str]:
 def _unit_match(question: str, sentence: str) -> bool:
     """True when the sentence holds a number of the kind the question asks for (a '%' for an accuracy, '×' for a
     speed-up)."""
-    for unit, asks in _QUESTION_UNITS.items():
-        if asks.search(question) and unit in sentence.replace(" x ", " × "):
-            return True
-    return False
+    return any(asks.search(question) and written.search(sentence) for asks, written in _UNITS)
 
 
 def score(

@@ -52,6 +52,9 @@ def test_a_topic_exclusion_leaves_out_the_papers_about_it(digest: list[Paper]) -
     titles = [p.title for p in digest if p.id in out]
     assert any("Stable Diffusion" in t for t in titles)
     assert not any(t.startswith("MaxViT") for t in titles)
+    # about one paper, an exclusion describes it ("one network instead of dozens of specialists"): names only
+    assert not excluded_papers(parse("Which paper compresses networks rather than diffusion models?"), digest,
+                               by_topic=False)  # fmt: skip
 
 
 def test_wanting_code_keeps_papers_that_link_code(digest: list[Paper]) -> None:
