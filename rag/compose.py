@@ -92,8 +92,8 @@ def _summary(paper: PaperEvidence, question: str) -> list[ScoredSentence]:
         rest = sorted((s for s in ordered if s not in findings), key=lambda s: (-s.prob, s.index))
         return (findings + rest)[:SUMMARY_SENTENCES]
     start = next((s for s in ordered if s.contribution), None) or next(
-        (s for s in ordered if _OWN_VOICE.search(s.text)), ordered[0]
-    )
+        (s for s in ordered if _OWN_VOICE.search(s.text) and not s.text.rstrip(" .").endswith("?")), ordered[0]
+    )  # a rhetorical question ("What if we had…?") is not where the paper says what it does
     return [s for s in ordered if s.index >= start.index][:SUMMARY_SENTENCES]
 
 

@@ -49,14 +49,16 @@ _LIST = re.compile(
     r"\b(which|what|list|name|any|find|compare|comparison|all)\b.{0,40}?\b(papers|works|studies|articles|ones)\b|"
     r"\b(which|list|name|compare)\s+(\w+\s+){0,2}(methods|models|approaches|architectures|frameworks|backbones|"
     r"detectors|benchmarks|datasets|systems|techniques)\b|"
-    r"\bpapers\s+(that|which|about|on|using|use|propos)|\bcompare\b|\bdifference between\b|\bboth\b.{0,40}\band\b",
+    r"\bpapers\s+(that|which|about|on|using|use|propos)|\bcompare\b|\bdifference between\b|\bboth\b.{0,40}\band\b|"
+    r"\b(what|which) other\s+(\w+\s+){0,2}\w+s\b",  # "what other approaches…": more than the one it names
     re.IGNORECASE,
 )
 _IDENTIFY = re.compile(r"\b(which|what)\s+(paper|work|study|article|method|model|approach|one|system)\b", re.I)
 _SUMMARY = re.compile(
     r"\b(what is|what's|what are)\b.{0,120}\babout\b|\bsummar|\bdescribe\b|\bmain (idea|contribution)|\bcore idea\b|"
     r"\bkey idea\b|\bgist\b|\btell me (more )?about\b|\boverview\b|\bexplain\b|\bidea behind\b|\bhow does\b.{0,120}"
-    r"\bwork\b|\bwhat problem\b|\bwhat (does|did|do)\b.{0,120}\b(propose|introduce|present|conclude|contribute)\b",
+    r"\bwork\b|\bwhat problem\b|\bwhat (does|did|do)\b.{0,120}\b(propose|introduce|present|conclude|contribute)\b|"
+    r"\bwhat (techniques|components|ingredients|steps|strategies|tricks)\b",
     re.IGNORECASE,
 )
 _DEFINITION = re.compile(r"^\s*(?:what|who)\s*(?:is|are|was|'s)\s+(?P<name>[^?]{1,80}?)\s*\??\s*$", re.IGNORECASE)

@@ -51,6 +51,8 @@ def test_logistic_fit_recovers_the_informative_feature() -> None:
         ("Which paper stitches pretrained models together?", QueryType.IDENTIFY),
         ("What top-1 accuracy does MaxViT reach?", QueryType.FACTOID),
         ("What is the accuracy of MaxViT?", QueryType.FACTOID),  # a quantity, not a definition
+        ("Besides PyramidDrop, what other approaches reduce visual tokens?", QueryType.LIST),
+        ("What techniques did the 3-billion-parameter Swin model use to scale up?", QueryType.SUMMARY),
         ("What is the Any-Size-Diffusion pipeline?", QueryType.SUMMARY),  # "Size" is part of a name
         ("What does the paper that swaps LayerNorm for BatchNorm in transformers propose to keep training stable?",
          QueryType.SUMMARY),
