@@ -27,10 +27,12 @@ _NOUN = r"(?:one|paper|model|method|work|approach|architecture|network|study|art
 _ORDINAL_REF = re.compile(rf"\b(?:the\s+)?({'|'.join(_ORDINALS)})\s+{_NOUN}\b|\bthe\s+({'|'.join(_ORDINALS)})\b", re.I)
 _NUMBER_REF = re.compile(rf"\b(?:{_NOUN}|source|reference)\s*\[?(\d{{1,2}})\]?|\[(\d{{1,2}})\]", re.IGNORECASE)
 _WITH_CODE = re.compile(
-    rf"\b(?:the\s+)?{_NOUN}s?\s+(?:with|that\s+(?:has|releases|shares|released))\s+(?:(?:the|its|public|released|"
-    rf"open-source|available)\s+)*code\b",
+    rf"(?:\b(?:the\s+)?{_NOUN}s?\s+(?:with|that\s+(?:has|have|releases?|shares?|released))|\bwhich\s+ones?\s+"
+    rf"(?:has|have|releases?|shares?|released))\s+(?:(?:the|its|their|public|released|open-source|available)\s+)*code\b",
     re.I,
 )
+# "Which one…", "which of them…", "which of these papers…": a choice among the papers just cited.
+_WHICH_OF = re.compile(rf"\bwhich\s+(?:one|ones|of\s+(?:them|these|those|the\s+(?:two|three|{_NOUN}s)))\b", re.I)
 _DEMONSTRATIVE = re.compile(rf"\b(?:that|this|the\s+same|the\s+above|said)\s+{_NOUN}\b", re.IGNORECASE)
 _PLURAL_DEMONSTRATIVE = re.compile(rf"\b(?:these|those|both|the\s+(?:two|three|above))\s+(?:{_NOUN}s|ones)\b", re.I)
 _PRONOUN = re.compile(r"\b(it|its|itself)\b", re.IGNORECASE)
@@ -92,7 +94,7 @@ def reference(question: str) -> _Reference | None:
         positions.append(int(match.group(1) or match.group(2)) - 1)
     if positions:
         return _Reference(positions=tuple(dict.fromkeys(positions)))
-    if _PLURAL_DEMONSTRATIVE.search(question):
+    if _PLURAL_DEMONSTRATIVE.search(question) or _WHICH_OF.search(question):
         return _Reference(everything=True)
     match = _DEMONSTRATIVE.search(question) or _PRONOUN.search(question)
     if match and not _own_subject_before(question, match.start()):
@@ -130,7 +132,9 @@ def resolve(question: str, history: Sequence[Message], lookup: Any = None) -> Tu
         chosen = list(cited)
     else:
         chosen = [cited[p] for p in ref.positions if -len(cited) <= p < len(cited)] or list(cited[:1])
-    names = [short_name(by_id[pid]) for pid in chosen if pid in by_id]
+    # "which one has code?" chooses among all the cited papers: the rewrite names them all, the search keeps the choice
+    named = cited if _WHICH_OF.search(text) else chosen
+    names = [short_name(by_id[pid]) for pid in named if pid in by_id]
     standalone = _substitute(text, names, ref) if names else _LEAD.sub("", text)
     return Turn(question=text, standalone=_capitalize(standalone), follow_up=True, papers=tuple(chosen))
 
@@ -138,7 +142,9 @@ def resolve(question: str, history: Sequence[Message], lookup: Any = None) -> Tu
 def _substitute(question: str, names: Sequence[str], ref: _Reference) -> str:
     """The question with its reference replaced by the papers' names ('what does it get' -> 'what does X get')."""
     joined = " and ".join(names)
-    text = question
+    text, n = _WHICH_OF.subn(f"which of {joined}", question, count=1)
+    if n:
+        return _capitalize(_LEAD.sub("", text))
     for pattern in (_WITH_CODE, _ORDINAL_REF, _NUMBER_REF, _PLURAL_DEMONSTRATIVE, _DEMONSTRATIVE):
         text, n = pattern.subn(joined, text, count=1)
         if n:

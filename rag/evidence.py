@@ -104,7 +104,7 @@ _QUANTITY_NUMBER = re.compile(r"(?<![\w.,\-])\d+(?:[.,]\d+)*")
 # (what a question asks for, how a sentence writes that kind of number): a '%' for an accuracy, '×' for a speed-up
 _UNITS = (
     (re.compile(r"\b(accuracy|percent|share|fraction|proportion|rate|top-?1|(?-i:AP|mAP)|miou|improv\w*|gain\w*|"
-                r"saving\w*|reduc\w*|fewer|less|memory|parameters)\b|%", re.IGNORECASE),
+                r"saving\w*|reduc\w*|fewer|less|memory|parameters|faster|speed\w*|accelerat\w*)\b|%", re.IGNORECASE),
      re.compile(r"\d\s*%|\d\s*percent\b", re.IGNORECASE)),
     (re.compile(r"\b(faster|speed\w*|times|fold|smaller|larger|fewer|less|more|reduc\w*|compress\w*)\b",
                 re.IGNORECASE),

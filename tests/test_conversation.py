@@ -46,6 +46,8 @@ ABSTAINED = [
         ("How do they compare?", TWO_CITED, ("cb", "mx"), "How do CBNet and MaxViT compare?"),
         ("And on ADE20K?", ONE_CITED, ("mx",), "MaxViT: on ADE20K?"),
         ("What does source [2] report?", TWO_CITED, ("mx",), "What does MaxViT report?"),
+        ("Which one has code?", TWO_CITED, ("cb",), "Which of CBNet and MaxViT has code?"),
+        ("Which of them uses attention?", TWO_CITED, ("cb", "mx"), "Which of CBNet and MaxViT uses attention?"),
     ],
 )
 def test_follow_ups_resolve_to_the_cited_papers(question, history, papers, standalone) -> None:
@@ -63,6 +65,7 @@ def test_follow_ups_resolve_to_the_cited_papers(question, history, papers, stand
         ("Which papers study token pruning for vision-language models?", TWO_CITED),
         ("Summarise the all-MLP backbone for image restoration and what it improves.", TWO_CITED),
         ("What ImageNet accuracy does MaxViT reach?", ONE_CITED),
+        ("Which segmentation papers have code?", TWO_CITED),
     ],
 )
 def test_self_contained_questions_are_searched_as_typed(question, history) -> None:
