@@ -6,7 +6,9 @@ Labels come from the gold items, never from the test split:
 - sentence model: an abstract sentence of a gold paper that holds one of the item's must_include strings answers
   the question (factoid, which_paper, follow_up and topic_switch items); every other retrieved sentence does not;
 - paper model: a retrieved paper answers when it is one of the item's gold papers (all types; for unanswerable
-  items no paper does).
+  items no paper does); the list-paper model: the same labels, on list questions only;
+- answerability model: the best paper's features of each question not naming a paper, labelled by whether the
+  item is answerable at all.
 Then the thresholds are chosen on the same dev items: the answerability gate, the list cut-off, and the least
 probability of a quantity sentence. Deterministic: same dev file and index, same weights.
 """
@@ -181,7 +183,7 @@ def _bootstrap_model() -> None:
 
 
 def fit(gold: Path, data_dir: Path) -> dict[str, object]:
-    """Fit both models and the thresholds on a dev gold file; return the data file's content."""
+    """Fit the four models and the thresholds on a dev gold file; return the data file's content."""
     _bootstrap_model()
     assistant = Assistant(Settings(data_dir=data_dir, llm="extractive"))
     assistant.ensure_ready()

@@ -387,7 +387,7 @@ def score(
     model = model or load_model()
     kind = query_type(question)
     quantity = wants_quantity(question)
-    asked = parse(question).positive  # "apart from X" describes papers the answer leaves out: not scored for
+    asked = parse(question).positive  # "apart from X": words about the papers the answer leaves out, not scored
     papers: list[PaperSentences] = cache.get(hit.paper for hit in hits)
     named = [hit.paper.id in focus or mentions(asked, hit.paper) for hit in hits]
     plain = asked
