@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 SENTENCE_LABEL_TYPES = ("factoid", "which_paper", "follow_up", "topic_switch")
 LIST_L2 = 5.0  # the list model sees a few dozen questions: a stronger penalty
 ANSWER_L2 = 5.0  # the answerability model sees one row per question, few of them unanswerable: stronger too
+# ... and only what says whether the best paper matches at all, not how it ranks against the other retrieved ones
+ANSWER_FEATURES = ("best_sentence", "best_cosine", "title_cosine", "term_coverage", "distinct_coverage", "exact_all",
+                   "counted", "claim_cosine", "unmatched")  # fmt: skip
 L2 = 1.0  # ridge penalty on standardized weights: keeps the fit stable on a few hundred dev items
 GRID = np.round(np.arange(0.02, 0.99, 0.01), 2)
 DISTINCT_GRID = np.round(np.arange(0.0, 0.55, 0.05), 2)
@@ -59,8 +62,11 @@ MAX_FALSE_ABSTENTION = 0.03
 MAX_QUANTITY_FALSE_ABSTENTION = 0.08
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, features: tuple[str, ...], l2: float = L2) -> LogisticModel:
-    """L2-regularised logistic regression by Newton's method, classes weighted to balance.
+def fit_logistic(
+    x: np.ndarray, y: np.ndarray, features: tuple[str, ...], l2: float = L2, only: tuple[str, ...] | None = None
+) -> LogisticModel:
+    """L2-regularised logistic regression by Newton's method, classes weighted to balance; features not in `only`
+    (when given) keep a zero weight.
 
     Written out (about 20 lines of numpy) because scikit-learn is not a dependency of the project.
     """
@@ -68,6 +74,8 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, features: tuple[str, ...], l2: fl
     scale = x.std(axis=0)
     scale[scale == 0] = 1.0
     z = (x - mean) / scale
+    if only is not None:
+        z[:, [f not in only for f in features]] = 0.0
     design = np.hstack([z, np.ones((len(z), 1))])
     pos = max(float(y.sum()), 1.0)
     neg = max(float(len(y) - y.sum()), 1.0)
@@ -216,7 +224,7 @@ def fit(gold: Path, data_dir: Path) -> dict[str, object]:
              and not any(p.named for p in s.evidence.papers)]  # fmt: skip
     x = np.vstack([s.evidence.paper_rows[s.evidence.papers[0].number - 1] for s in gated if s.evidence is not None])
     y = np.asarray([float(s.item.answerable) for s in gated])
-    answer_model = fit_logistic(x, y, PAPER_FEATURES, l2=ANSWER_L2)
+    answer_model = fit_logistic(x, y, PAPER_FEATURES, l2=ANSWER_L2, only=ANSWER_FEATURES)
     model = EvidenceModel(sentence, paper, list_paper, answer_model, 0.5, 0.5, 0.5)
     _rescore(assistant, scored, model)
 
