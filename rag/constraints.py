@@ -15,9 +15,12 @@ from rag.naming import mentions
 from rag.text import STOPWORDS, content_words, key_terms
 from rag.types import Paper
 
+# "apart from X" takes X's papers out of the answer; "rather than X" says what the papers do instead of X, and a
+# paper that does the asked thing often names X as its contrast ("RAW rather than RGB"): only a named X is left out.
+_CONTRASTING = frozenset({"rather than", "instead of", "as opposed to", "unlike"})
 _EXCLUDING = re.compile(
-    r"\b(?:apart from|other than|except(?: for)?|excluding|aside from|besides|rather than|instead of|not counting|"
-    r"but not|as opposed to|unlike)\s+",
+    r"\b(apart from|other than|except(?: for)?|excluding|aside from|besides|not counting|but not|leaving aside|"
+    r"setting aside|rather than|instead of|as opposed to|unlike)\s+",
     re.IGNORECASE,
 )
 _WANTS_CODE = re.compile(
@@ -44,6 +47,7 @@ class Constraints:
     positive: str
     excluded: tuple[str, ...]
     wants_code: bool
+    contrasted: tuple[str, ...] = ()  # "rather than X" phrases: they leave out only the papers they name
 
 
 def _phrase(tokens: list[str]) -> int:
@@ -93,6 +97,7 @@ def _listed_phrases(tokens: list[str]) -> list[tuple[int, int]]:
 def parse(question: str) -> Constraints:
     """The question's constraints; `positive` is the question without its "apart from X" / "rather than X" parts."""
     excluded: list[str] = []
+    contrasted: list[str] = []
     kept: list[str] = []
     rest = question
     while match := _EXCLUDING.search(rest):
@@ -107,7 +112,8 @@ def parse(question: str) -> Constraints:
             kept.append(rest[match.start() : match.end()])
             rest = tail
             continue
-        excluded.extend(" ".join(tokens[start:end]) for start, end in items)
+        phrases = contrasted if " ".join(match.group(1).lower().split()) in _CONTRASTING else excluded
+        phrases.extend(" ".join(tokens[start:end]) for start, end in items)
         # cut the phrases' own words from the tail, keeping what follows them
         cut = 0
         for token in tokens[: items[-1][1]]:
@@ -117,13 +123,14 @@ def parse(question: str) -> Constraints:
     positive = re.sub(r"\s+([,;?.])", r"\1", " ".join("".join(kept).split()))
     positive = re.sub(r"([,;])(?:\s*[,;])+", r"\1", positive)
     positive = re.sub(r"[,;]\s*([?.!])", r"\1", positive).strip(" ,;")
-    return Constraints(positive or question, tuple(excluded), bool(_WANTS_CODE.search(question)))
+    return Constraints(positive or question, tuple(excluded), bool(_WANTS_CODE.search(question)), tuple(contrasted))
 
 
 def excluded_papers(constraints: Constraints, papers: Sequence[Paper], by_topic: bool = True) -> set[str]:
-    """Ids of the papers an exclusion leaves out: the ones an excluded phrase names ("apart from GroupMamba"), or,
-    when it names none of them and `by_topic`, the papers about its first content word ("rather than GANs")."""
-    out: set[str] = set()
+    """Ids of the papers an exclusion leaves out: the ones an excluded or contrasted phrase names ("apart from
+    GroupMamba", "unlike MaxViT"), or, when an excluded phrase names none of them and `by_topic`, the papers about its
+    first content word ("other than diffusion models")."""
+    out = {p.id for phrase in constraints.contrasted for p in papers if mentions(phrase, p)}
     for phrase in constraints.excluded:
         named = {p.id for p in papers if mentions(phrase, p)}
         if named:

@@ -38,7 +38,7 @@ def digest() -> list[Paper]:
 def test_parse_cuts_the_excluded_phrase(question: str, positive: str, excluded: tuple[str, ...]) -> None:
     c = parse(question)
     assert c.positive == positive
-    assert c.excluded == excluded
+    assert c.excluded + c.contrasted == excluded
 
 
 def test_a_named_exclusion_leaves_out_that_paper_only(digest: list[Paper]) -> None:
@@ -48,12 +48,18 @@ def test_a_named_exclusion_leaves_out_that_paper_only(digest: list[Paper]) -> No
 
 
 def test_a_topic_exclusion_leaves_out_the_papers_about_it(digest: list[Paper]) -> None:
-    out = excluded_papers(parse("Which papers compress networks rather than diffusion models?"), digest)
+    out = excluded_papers(parse("Which papers compress networks other than diffusion models?"), digest)
     titles = [p.title for p in digest if p.id in out]
     assert any("Stable Diffusion" in t for t in titles)
     assert not any(t.startswith("MaxViT") for t in titles)
+    # a contrast leaves out only what it names: a RAW-processing paper names RGB as what it maps to
+    contrast = parse("Which papers work on RAW sensor data rather than on RGB images, unlike MaxViT?")
+    assert contrast.contrasted == ("on RGB", "MaxViT") and not contrast.excluded
+    assert [p.title for p in digest if p.id in excluded_papers(contrast, digest)] == [
+        "MaxViT: Multi-Axis Vision Transformer"
+    ]
     # about one paper, an exclusion describes it ("one network instead of dozens of specialists"): names only
-    assert not excluded_papers(parse("Which paper compresses networks rather than diffusion models?"), digest,
+    assert not excluded_papers(parse("Which paper compresses networks other than diffusion models?"), digest,
                                by_topic=False)  # fmt: skip
 
 
