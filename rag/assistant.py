@@ -95,17 +95,16 @@ class Assistant:
         skips malformed records instead of refusing the whole input; `embedding_model_id` names the model of JSONL
         records that bring an `embedding` without saying which model made it.
         """
-        from rag.loaders import DEFAULT_CORPUS, load_papers
+        from rag.loaders import DEFAULT_CORPUS, iter_papers
 
-        loaded = load_papers(
+        # Streamed: papers are read as the ingest consumes them, batch by batch (the ingest's bar shows progress).
+        stream = iter_papers(
             list(paths) if paths else [DEFAULT_CORPUS], fmt=fmt, fields=fields, skip_invalid=skip_invalid,
-            progress=progress, max_abstract_chars=self.settings.max_abstract_chars,
+            max_abstract_chars=self.settings.max_abstract_chars,
         )  # fmt: skip
-        summary = self.index.sync(
-            loaded.papers, prune=prune, duplicates_merged=loaded.duplicates_merged, progress=progress,
-            embedding_model_id=embedding_model_id,
-        )  # fmt: skip
-        return summary.model_copy(update={"invalid_skipped": loaded.skipped})
+        summary = self.index.sync(stream, prune=prune, progress=progress, embedding_model_id=embedding_model_id)
+        merged = summary.duplicates_merged + stream.duplicates_merged
+        return summary.model_copy(update={"invalid_skipped": stream.skipped, "duplicates_merged": merged})
 
     def search(self, question: str, k: int | None = None, filters: SearchFilters | None = None) -> list[Hit]:
         """The k most relevant papers for a question, best chunk per paper, best first."""

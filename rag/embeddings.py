@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import importlib.util
 import logging
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -19,6 +20,8 @@ import numpy as np
 from rag.errors import ModelError
 
 if TYPE_CHECKING:
+    import onnxruntime
+
     from rag.settings import Settings
 
 Embedding = list[float]
@@ -73,7 +76,11 @@ def check_sha256(path: Path, expected: str, fix: str) -> None:
 
 
 class MiniLMEmbedding:
-    """all-MiniLM-L6-v2 run offline with onnxruntime: mean pooling over the attention mask, L2-normalized."""
+    """all-MiniLM-L6-v2 run offline with onnxruntime: mean pooling over the attention mask, L2-normalized.
+
+    The onnxruntime session (about half a second of graph optimization, outside the GIL) is built in a background
+    thread: a `rag search` imports Chroma meanwhile. The first embedding waits for it.
+    """
 
     def __init__(
         self,
@@ -102,12 +109,35 @@ class MiniLMEmbedding:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        try:
-            session = onnxruntime.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own untyped errors on a bad file
-            raise ModelError(f"onnxruntime cannot load {model_path}: {exc}") from exc
-        self._session = session
         self._tokenizer = tokenizer
+        self._model_path = model_path
+        self._loaded = threading.Event()
+        self._session: onnxruntime.InferenceSession | None = None
+        self._load_error: Exception | None = None
+        # Not a daemon: a process that exits while it loads waits for it (a daemon thread inside onnxruntime at
+        # interpreter shutdown aborts the process).
+        threading.Thread(target=self._load, args=(options,), name="minilm-load").start()
+
+    def _load(self, options: object) -> None:
+        """Build the onnxruntime session (in the loading thread)."""
+        import onnxruntime
+
+        try:
+            self._session = onnxruntime.InferenceSession(
+                str(self._model_path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own untyped errors on a bad file
+            self._load_error = exc
+        finally:
+            self._loaded.set()
+
+    @property
+    def session(self) -> onnxruntime.InferenceSession:
+        """The onnxruntime session, once the loading thread has built it."""
+        self._loaded.wait()
+        if self._session is None:
+            raise ModelError(f"onnxruntime cannot load {self._model_path}: {self._load_error}") from self._load_error
+        return self._session
 
     @classmethod
     def class_name(cls) -> str:
@@ -122,7 +152,7 @@ class MiniLMEmbedding:
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
         types = np.array([e.type_ids for e in encodings], dtype=np.int64)
-        (hidden,) = self._session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
+        (hidden,) = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
         weights = mask[:, :, None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)

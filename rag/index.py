@@ -1,8 +1,9 @@
-"""`PaperIndex`: one named collection of papers, searchable densely (Chroma) and lexically (BM25), fused by RRF.
+"""`PaperIndex`: one named collection of papers, searchable densely (Chroma) and lexically (BM25), fused by score.
 
 Chroma holds vectors, texts and paper fields; the lexical index (rag/lexical.py, in the data directory) holds BM25
-postings and is the commit log: a search shows only chunks it has committed, so a reader never sees the two sides
-disagree while an ingest writes (rag/ingest.py). Chroma's metadata records the lexical stamp of the last batch.
+postings, a copy of the committed texts and paper fields, and is the commit log: a search shows only chunks it has
+committed, so a reader never sees the two sides disagree while an ingest writes (rag/ingest.py), and reads its hits
+from it. Chroma's metadata records the lexical stamp of the last batch; the lexical side can be rebuilt from Chroma.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from typing import TYPE_CHECKING
 
 from rag.embeddings import embedder_id
 from rag.errors import IndexStoreError, ModelError, QuestionError
-from rag.lexical import LexicalChunk, LexicalIndex, ManifestEntry
+from rag.lexical import IndexedPaper, LexicalIndex
 from rag.retrieval import FusedPaper, Ranked, fuse, single
-from rag.store import MODEL_KEY, STAMP_KEY, ChromaStore, StoredChunk, head_id, paper_from_metadata
+from rag.store import MODEL_KEY, STAMP_KEY, ChromaStore, StoredChunk, paper_from_metadata
 from rag.types import Hit, IndexInfo, IngestSummary, Paper, SearchFilters, normalize_space
 from rag.writelock import writer_lock
 
@@ -95,7 +96,7 @@ class PaperIndex:
         """True when the lexical index holds what Chroma holds (same identity, same or later batch, same tokens)."""
         chroma = str(self.store.meta().get(STAMP_KEY, ""))
         mine = lex.stamp()
-        if lex.stored_title_repeats() not in (None, self.settings.bm25_title_repeats):
+        if lex.stored_title_repeats() not in (None, self.settings.bm25_title_repeats) or not lex.current_schema():
             return False
         if chroma in ("", "empty"):
             return self.store.count() == 0 and lex.count() == (0, 0)
@@ -129,25 +130,16 @@ class PaperIndex:
 
     @staticmethod
     def _commit_stored(lex: LexicalIndex, papers: list[list[StoredChunk]]) -> None:
-        """Commit complete papers read back from Chroma to the lexical index."""
-        chunks, entries = [], {}
+        """Commit complete papers read back from Chroma to the lexical index (a paper whose chunks disagree on
+        their index hash gets none, so the next ingest that names it rewrites it)."""
+        indexed = []
         for rows in papers:
+            rows = sorted(rows, key=lambda r: int(r.metadata.get("chunk_index", 0)))
             hashes = {str(r.metadata.get("index_hash", "")) for r in rows}
-            entries[rows[0].paper_id] = ManifestEntry(hashes.pop() if len(hashes) == 1 else "", len(rows))
-            for r in rows:
-                m = r.metadata
-                year = m.get("year")
-                chunks.append(
-                    (
-                        LexicalChunk(
-                            r.id, r.paper_id, r.text, year if isinstance(year, int) else None,
-                            bool(m.get("has_code")), str(m.get("source", "")),
-                        ),
-                        str(m.get("title", "")),
-                    )
-                )  # fmt: skip
-        if chunks:
-            lex.commit([], chunks, entries)
+            paper = paper_from_metadata(rows[0].metadata)
+            indexed.append(IndexedPaper(paper, [r.chunk() for r in rows], hashes.pop() if len(hashes) == 1 else ""))
+        if indexed:
+            lex.commit([], indexed)
 
     def check_model(self) -> None:
         """Refuse to mix embedding models: the collection must have been built by this embedder."""
@@ -165,10 +157,10 @@ class PaperIndex:
         dense, bm25 = self.rankings(query, max(self.settings.candidates, 2 * k), filters)
         if mode == "hybrid":
             s = self.settings
-            ranked = fuse(dense, bm25, rrf_k=s.rrf_k, dense_weight=s.dense_weight, bm25_weight=s.bm25_weight)
+            ranked = fuse(dense, bm25, dense_weight=s.dense_weight, bm25_weight=s.bm25_weight, limit=k)
         else:
-            ranked = single(dense if mode == "dense" else bm25, dense=mode == "dense")
-        return self._hits(ranked[:k])
+            ranked = single(dense if mode == "dense" else bm25, dense=mode == "dense")[:k]
+        return self._hits(ranked)
 
     def rankings(self, query: str, depth: int, filters: SearchFilters | None = None) -> tuple[Ranked, Ranked]:
         """The dense and BM25 chunk rankings before fusion, `depth` each (empty for a mode that skips one)."""
@@ -183,38 +175,35 @@ class PaperIndex:
         if not self._in_step:
             self.check_model()
         lex = self.lexical()
-        mode = self.settings.retrieval
-        dense: Ranked = []
-        bm25: Ranked = []
-        if mode != "bm25":
-            try:
-                embedding = self.embedder.get_query_embedding(query)
-            except Exception as exc:  # the OpenAI client raises its own error types
-                raise ModelError(f"embedding the query with {self.model} failed: {exc}") from exc
-            found = self.store.query(embedding, depth, filters)
-            shown = lex.committed([cid for cid, _, _ in found])  # rows of an unfinished batch stay hidden
-            dense = [row for row in found if row[0] in shown]
-        if mode != "dense":
-            s = self.settings
-            bm25 = lex.search(query, depth, filters, s.bm25_k1, s.bm25_b)
+        mode, s = self.settings.retrieval, self.settings
+        dense = self._dense(lex, query, depth, filters) if mode != "bm25" else []
+        bm25 = lex.search(query, depth, filters, s.bm25_k1, s.bm25_b) if mode != "dense" else []
         return dense, bm25
 
+    def _dense(self, lex: LexicalIndex, query: str, depth: int, filters: SearchFilters | None) -> Ranked:
+        """The dense chunk ranking: embed the query, ask Chroma, keep the chunks the lexical index has committed."""
+        try:
+            embedding = self.embedder.get_query_embedding(query)
+        except Exception as exc:  # the OpenAI client raises its own error types
+            raise ModelError(f"embedding the query with {self.model} failed: {exc}") from exc
+        found = self.store.query(embedding, depth, filters)
+        shown = lex.committed([cid for cid, _, _ in found])  # rows of an unfinished batch stay hidden
+        return [row for row in found if row[0] in shown]
+
     def _hits(self, ranked: list[FusedPaper]) -> list[Hit]:
-        """Hit records for fused papers, read back from Chroma in one request."""
+        """Hit records for fused papers, their chunk and paper read from the lexical index's committed rows."""
         if not ranked:
             return []
-        rows = self.store.get(
-            list(dict.fromkeys([f.chunk_id for f in ranked] + [head_id(f.paper_id) for f in ranked]))
-        )
+        records = self.lexical().records([f.chunk_id for f in ranked])
         hits = []
         for fused in ranked:
-            chunk, head = rows.get(fused.chunk_id), rows.get(head_id(fused.paper_id))
-            if chunk is None or head is None:  # deleted by a concurrent ingest since the search
+            if fused.chunk_id not in records:  # deleted by a concurrent ingest since the search
                 continue
+            chunk, paper = records[fused.chunk_id]
             hits.append(
                 Hit(
-                    paper=paper_from_metadata(head.metadata),
-                    chunk=chunk.chunk(),
+                    paper=paper,
+                    chunk=chunk,
                     score=fused.score,
                     rank=len(hits) + 1,
                     dense_score=fused.dense_score,
@@ -228,16 +217,14 @@ class PaperIndex:
         """The papers with these ids, in the order given (unknown ids are left out)."""
         if not ids or self.store.collection() is None:
             return []
-        rows = self.store.get([head_id(pid) for pid in ids])
-        return [paper_from_metadata(rows[head_id(pid)].metadata) for pid in ids if head_id(pid) in rows]
+        found = self.lexical().papers(ids)
+        return [found[pid] for pid in ids if pid in found]
 
     def papers(self) -> list[Paper]:
         """Every committed paper of the collection, ordered by id (a batch still being written is left out)."""
         if self.store.collection(refresh=True) is None:
             return []
-        committed = set(self.lexical().paper_ids())
-        rows = self.store.scan(where={"chunk_index": 0})
-        return sorted((paper_from_metadata(r.metadata) for r in rows if r.paper_id in committed), key=lambda p: p.id)
+        return sorted(self.lexical().papers().values(), key=lambda p: p.id)
 
     def is_empty(self) -> bool:
         """True when the collection does not exist or holds no chunk."""

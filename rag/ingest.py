@@ -20,7 +20,7 @@ import numpy as np
 
 from rag.embeddings import MiniLMEmbedding, compatible_model_ids, make_embedder
 from rag.errors import CorpusError, ModelError
-from rag.lexical import LexicalChunk, ManifestEntry
+from rag.lexical import IndexedPaper
 from rag.store import MODEL_KEY, STAMP_KEY, chunk_metadata, head_id
 from rag.types import Chunk, EmbeddedPaper, IngestSummary, Paper
 
@@ -71,12 +71,15 @@ class Ingest:
         return IngestSummary(collection=self.index.name, **self.counts, seconds=time.perf_counter() - started)
 
     def _unique(self, papers: Iterable[Paper], seen: set[str]) -> Iterator[Paper]:
-        """Papers whose id was not seen before in this run (the first is kept, as loaders do)."""
+        """The papers, counting an id seen before in this run as merged: the later record wins, as in load_papers.
+
+        A repeat inside one batch replaces the earlier record there (`_batch`); a repeat of an earlier batch's paper
+        rewrites it when it differs.
+        """
         for paper in papers:
             if paper.id in seen:
-                log.warning("paper id %r appears twice in one ingest: keeping the first", paper.id)
+                log.debug("paper id %r appears again in this ingest: the later record wins", paper.id)
                 self.counts["duplicates_merged"] += 1
-                continue
             seen.add(paper.id)
             yield paper
 
@@ -109,13 +112,15 @@ class Ingest:
     # --- one batch ------------------------------------------------------------------------------------------
     def _batch(self, papers: list[Paper]) -> None:
         """Chunk, embed and commit the papers of one batch that are new or changed."""
+        papers = list({p.id: p for p in papers}.values())  # an id repeated in the batch: its last record
         hashes = {p.id: self._index_hash(p) for p in papers}
         manifest = self.lex.manifest(list(hashes))
         changed = [p for p in papers if p.id not in manifest or manifest[p.id].index_hash != hashes[p.id]]
         self.counts["skipped"] += len(papers) - len(changed)
         if not changed:
             return
-        rows = [(p, c, len(chunks)) for p in changed for chunks in [self._chunks(p)] for c in chunks]
+        chunked = {p.id: self._chunks(p) for p in changed}
+        rows = [(p, c, len(chunked[p.id])) for p in changed for c in chunked[p.id]]
         n_chunks = {p.id: n for p, _, n in rows}
         vectors = self._vectors(rows, done=self.counts["added"] + self.counts["updated"])
         stale = [
@@ -130,9 +135,7 @@ class Ingest:
             [chunk_metadata(p, c, n, hashes[p.id]) for p, c, n in rows],
         )
         self.lex.commit(
-            [p.id for p in changed if p.id in manifest],
-            [(LexicalChunk(c.id, p.id, c.text, p.year, bool(p.code_urls), p.source), p.title) for p, c, _ in rows],
-            {p.id: ManifestEntry(hashes[p.id], n_chunks[p.id]) for p in changed},
+            [p.id for p in changed if p.id in manifest], [IndexedPaper(p, chunked[p.id], hashes[p.id]) for p in changed]
         )
         self.store.delete(stale)
         self.lex.settle(ids + stale)
@@ -219,7 +222,7 @@ class Ingest:
             return
         ids = self.lex.chunk_ids(gone)
         self.lex.announce(dict.fromkeys(ids, ""))
-        self.lex.commit(gone, [], {})
+        self.lex.commit(gone, [])
         self.store.delete(ids)
         self.lex.settle(ids)
         self.counts["deleted"] = len(gone)

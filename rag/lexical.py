@@ -5,11 +5,14 @@ at 1M chunks) and SQLite FTS5 fixes k1=1.2 and scores every match row by row; po
 (term, segment) in SQLite are transactional, append a segment per batch, merge in tiers, and score in milliseconds.
 
 The database is also the collection's commit log: a batch is visible to readers once its transaction commits (chunk
-rows, postings and the paper manifest together); Chroma rows that no committed chunk names are never shown.
+rows, postings and the paper manifest together); Chroma rows that no committed chunk names are never shown. It keeps
+the chunk texts and paper fields of what it committed, so a search reads its hits in the snapshot it ranked them in,
+without a round trip to Chroma (reading ten rows back from Chroma took longer than the BM25 search itself).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -17,22 +20,26 @@ import sqlite3
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from rag.errors import IndexStoreError
 from rag.text import STOPWORDS, english_stemmer
-from rag.types import SearchFilters
+from rag.types import Chunk, Paper, SearchFilters
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _WORD = re.compile(r"(?u)\b\w\w+\b")  # the tokens bm25s indexes: words of two or more characters
 NO_YEAR = np.iinfo(np.int32).min
 FANOUT = 8  # segments of one level merged into one of the next
 MAX_LEVEL = 3  # segments this big are never merged again: adding a batch never rewrites the whole index
+SCHEMA_VERSION = "2"  # an index written by another version is rebuilt from Chroma (rag/index.py)
+_PAPER_FIELDS = ("title", "abstract", "url", "code_urls", "source", "year", "authors")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -50,7 +57,10 @@ CREATE TABLE IF NOT EXISTS postings(term TEXT NOT NULL, seg INTEGER NOT NULL, ro
     PRIMARY KEY(term, seg)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS postings_seg ON postings(seg);
 CREATE TABLE IF NOT EXISTS pending(chunk_id TEXT PRIMARY KEY, index_hash TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS texts(row INTEGER PRIMARY KEY, n_tokens INTEGER NOT NULL, text TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS paper_fields(paper_id TEXT PRIMARY KEY, fields TEXT NOT NULL);
 """
+_TABLES = ("meta", "papers", "chunks", "dead", "segments", "postings", "pending", "texts", "paper_fields")
 
 
 def tokenize(text: str) -> list[str]:
@@ -59,15 +69,12 @@ def tokenize(text: str) -> list[str]:
 
 
 @dataclass(frozen=True)
-class LexicalChunk:
-    """One chunk as the lexical index stores it: ids, the filterable fields and its indexed text."""
+class IndexedPaper:
+    """One paper as a batch commits it: the paper, its chunks and the index hash it was written with."""
 
-    chunk_id: str
-    paper_id: str
-    text: str
-    year: int | None
-    has_code: bool
-    source: str
+    paper: Paper
+    chunks: Sequence[Chunk]
+    index_hash: str
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,7 @@ class LexicalIndex:
     def _clear_columns(self) -> None:
         """Forget the in-memory per-row columns (they are reloaded from the database)."""
         self._alive = np.zeros(0, dtype=bool)
+        self._n_docs, self._avgdl = 0, 1.0  # committed chunks and their mean length, for BM25
         self._length = np.zeros(0, dtype=np.float32)
         self._year = np.zeros(0, dtype=np.int32)
         self._has_code = np.zeros(0, dtype=bool)
@@ -130,6 +138,11 @@ class LexicalIndex:
         with self._lock:
             value = self._meta("title_repeats")
         return int(value) if value else None
+
+    def current_schema(self) -> bool:
+        """True when the index was written by this version's schema, or never written."""
+        with self._lock:
+            return self._meta("schema") == SCHEMA_VERSION or not self._meta("uuid")
 
     def count(self) -> tuple[int, int]:
         """(papers, chunks) committed."""
@@ -162,6 +175,8 @@ class LexicalIndex:
             self._source[idx] = [self._sources.setdefault(s, len(self._sources)) for s in source]
         if dead:
             self._alive[np.asarray(dead, dtype=np.int64)] = False
+        self._n_docs = int(self._alive.sum())
+        self._avgdl = float(self._length[self._alive].mean()) if self._n_docs else 1.0
         self._gen = gen
 
     def _grow(self, size: int) -> None:
@@ -240,11 +255,9 @@ class LexicalIndex:
     def _score(self, postings: list[list[tuple[bytes, bytes]]], keep: np.ndarray, k1: float, b: float) -> np.ndarray:
         """BM25 score per row (0 for rows without a query term or filtered out)."""
         scores = np.zeros(len(self._alive), dtype=np.float32)
-        alive = self._alive
-        n_docs = int(alive.sum())
+        alive, n_docs, avgdl = self._alive, self._n_docs, self._avgdl or 1.0
         if n_docs == 0:
             return scores
-        avgdl = float(self._length[alive].mean()) or 1.0
         for blobs in postings:
             if not blobs:
                 continue
@@ -270,6 +283,46 @@ class LexicalIndex:
         marks = ",".join("?" * len(rows))
         found = self._db.execute(f"SELECT row, chunk_id, paper_id FROM chunks WHERE row IN ({marks})", rows.tolist())
         return {int(r): (c, p) for r, c, p in found}
+
+    def records(self, chunk_ids: Sequence[str]) -> dict[str, tuple[Chunk, Paper]]:
+        """The committed chunks with these ids, each with its paper, read in one snapshot (absent ids are left out)."""
+        if not chunk_ids:
+            return {}
+        marks = ",".join("?" * len(chunk_ids))
+        sql = (
+            "SELECT c.chunk_id, c.paper_id, t.n_tokens, t.text, f.fields FROM chunks c JOIN texts t USING(row) "
+            f"JOIN paper_fields f USING(paper_id) WHERE c.chunk_id IN ({marks})"
+        )
+        with self._lock:
+            rows = self._read(lambda: self._db.execute(sql, list(chunk_ids)).fetchall())
+        return {
+            cid: (Chunk(id=cid, paper_id=pid, index=_chunk_index(cid), text=text, n_tokens=n), _paper(pid, fields))
+            for cid, pid, n, text, fields in rows
+        }
+
+    def papers(self, paper_ids: Sequence[str] | None = None) -> dict[str, Paper]:
+        """Committed papers by id: these ones (absent ids left out), or every one when None."""
+        if paper_ids is None:
+            with self._lock:
+                found = self._read(lambda: self._db.execute("SELECT paper_id, fields FROM paper_fields").fetchall())
+            return {p: _paper(p, f) for p, f in found}
+        papers: dict[str, Paper] = {}
+        with self._lock:
+            for start in range(0, len(paper_ids), 500):
+                part = list(paper_ids[start : start + 500])
+                sql = f"SELECT paper_id, fields FROM paper_fields WHERE paper_id IN ({','.join('?' * len(part))})"
+                papers.update({p: _paper(p, f) for p, f in self._read(lambda s=sql, a=part: self._db.execute(s, a))})
+        return papers
+
+    def _read(self, call: Callable[[], T]) -> T:
+        """Run a read, turning a sqlite error into an IndexStoreError naming the file."""
+        try:
+            return call()
+        except sqlite3.Error as exc:
+            raise IndexStoreError(
+                f"cannot read the lexical index {self.path}: {exc}; check the data directory (a re-run of the "
+                "ingest rebuilds a damaged index from Chroma if you delete this file)"
+            ) from exc
 
     def committed(self, chunk_ids: Sequence[str]) -> set[str]:
         """The chunk ids, among these, of committed chunks (what a reader may show)."""
@@ -331,13 +384,8 @@ class LexicalIndex:
         with self._lock, self._write():
             self._db.executemany("UPDATE papers SET index_hash = '' WHERE paper_id = ?", [(p,) for p in paper_ids])
 
-    def commit(
-        self,
-        remove: Sequence[str],
-        chunks: Sequence[tuple[LexicalChunk, str]],
-        entries: dict[str, ManifestEntry],
-    ) -> str:
-        """One batch in one transaction: drop the papers in `remove`, add chunks (with their title) and manifest rows.
+    def commit(self, remove: Sequence[str], papers: Sequence[IndexedPaper]) -> str:
+        """One batch in one transaction: drop the papers in `remove`, add papers (chunks, postings, manifest rows).
 
         Returns the new stamp. Readers see the whole batch or none of it.
         """
@@ -347,29 +395,39 @@ class LexicalIndex:
             self._drop(remove, gen)
             next_row = int(self._meta("next_row", "0"))
             postings: dict[str, list[tuple[int, int]]] = {}
-            records = []
-            for offset, (chunk, title) in enumerate(chunks):
-                row = next_row + offset
-                counts = Counter(tokenize(" ".join([title] * self.title_repeats + [chunk.text])))
-                for term, tf in counts.items():
-                    postings.setdefault(term, []).append((row, tf))
-                records.append(
-                    (row, chunk.chunk_id, chunk.paper_id, gen, sum(counts.values()), chunk.year, int(chunk.has_code),
-                     chunk.source)
-                )  # fmt: skip
+            records, texts = [], []
+            for item in papers:
+                p = item.paper
+                for chunk in item.chunks:
+                    row = next_row + len(records)
+                    counts = Counter(tokenize(" ".join([p.title] * self.title_repeats + [chunk.text])))
+                    for term, tf in counts.items():
+                        postings.setdefault(term, []).append((row, tf))
+                    records.append(
+                        (row, chunk.id, p.id, gen, sum(counts.values()), p.year, int(bool(p.code_urls)), p.source)
+                    )
+                    texts.append((row, chunk.n_tokens, chunk.text))
             self._db.executemany(
                 "INSERT INTO chunks(row, chunk_id, paper_id, gen, length, year, has_code, source) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 records,
             )
+            self._db.executemany("INSERT INTO texts(row, n_tokens, text) VALUES (?, ?, ?)", texts)
             if records:
                 self._add_segment(0, len(records), postings)
             self._db.executemany(
                 "INSERT INTO papers(paper_id, index_hash, n_chunks) VALUES (?, ?, ?) ON CONFLICT(paper_id) "
                 "DO UPDATE SET index_hash = excluded.index_hash, n_chunks = excluded.n_chunks",
-                [(p, e.index_hash, e.n_chunks) for p, e in entries.items()],
+                [(i.paper.id, i.index_hash, len(i.chunks)) for i in papers],
             )
-            self._set_meta(uuid=ident, gen=gen, next_row=next_row + len(records), title_repeats=self.title_repeats)
+            self._db.executemany(
+                "INSERT OR REPLACE INTO paper_fields(paper_id, fields) VALUES (?, ?)",
+                [(i.paper.id, json.dumps([getattr(i.paper, f) for f in _PAPER_FIELDS])) for i in papers],
+            )
+            self._set_meta(
+                uuid=ident, gen=gen, next_row=next_row + len(records), title_repeats=self.title_repeats,
+                schema=SCHEMA_VERSION,
+            )  # fmt: skip
         self._merge()
         return f"{ident}:{gen}"
 
@@ -380,8 +438,10 @@ class LexicalIndex:
             marks = ",".join("?" * len(part))
             rows = [r for (r,) in self._db.execute(f"SELECT row FROM chunks WHERE paper_id IN ({marks})", part)]
             self._db.executemany("INSERT OR REPLACE INTO dead(row, gen) VALUES (?, ?)", [(r, gen) for r in rows])
+            self._db.executemany("DELETE FROM texts WHERE row = ?", [(r,) for r in rows])
             self._db.execute(f"DELETE FROM chunks WHERE paper_id IN ({marks})", part)
             self._db.execute(f"DELETE FROM papers WHERE paper_id IN ({marks})", part)
+            self._db.execute(f"DELETE FROM paper_fields WHERE paper_id IN ({marks})", part)
 
     def _add_segment(self, level: int, docs: int, postings: dict[str, list[tuple[int, int]]]) -> None:
         """Write one segment: per term, the rows holding it (ascending int32) and their term counts (uint16)."""
@@ -427,13 +487,18 @@ class LexicalIndex:
             log.debug("merged %d lexical segments of level %d", len(segs), level)
 
     def reset(self, title_repeats: int) -> None:
-        """Empty the index under a new identity (before a rebuild from Chroma); readers reload on their next search."""
+        """Empty the index under a new identity and the current schema (before a rebuild from Chroma).
+
+        Readers reload on their next search.
+        """
         with self._lock, self._write():
-            for table in ("papers", "chunks", "dead", "segments", "postings", "pending"):
-                self._db.execute(f"DELETE FROM {table}")  # fixed table names
-            self._db.execute("DELETE FROM meta")
+            for table in _TABLES:
+                self._db.execute(f"DROP TABLE IF EXISTS {table}")  # fixed table names
+            for statement in _SCHEMA.split(";"):  # not executescript: it would commit this transaction
+                if statement.strip():
+                    self._db.execute(statement)
             self.title_repeats = title_repeats
-            self._set_meta(uuid=uuid.uuid4().hex, gen=0, next_row=0, title_repeats=title_repeats)
+            self._set_meta(uuid=uuid.uuid4().hex, gen=0, next_row=0, title_repeats=title_repeats, schema=SCHEMA_VERSION)
 
     def _write(self) -> _Transaction:
         return _Transaction(self._db, self.path)
@@ -442,6 +507,16 @@ class LexicalIndex:
         """Close the database connection."""
         with self._lock:
             self._db.close()
+
+
+def _chunk_index(chunk_id: str) -> int:
+    """The chunk index inside a chunk id '<paper id>#<index>'."""
+    return int(chunk_id.rsplit("#", 1)[1])
+
+
+def _paper(paper_id: str, fields: str) -> Paper:
+    """A Paper from its stored fields (a JSON list in _PAPER_FIELDS order)."""
+    return Paper(id=paper_id, **dict(zip(_PAPER_FIELDS, json.loads(fields), strict=True)))
 
 
 def _sorted_join(rows: list[bytes], tfs: list[bytes]) -> tuple[bytes, bytes]:

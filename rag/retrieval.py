@@ -20,45 +20,54 @@ class FusedPaper:
     bm25_score: float | None
 
 
-def _paper_ranks(ranked: Ranked) -> dict[str, int]:
-    """1-based rank of each paper in a chunk ranking, by its best chunk."""
-    ranks: dict[str, int] = {}
-    for _, paper_id, _ in ranked:
-        ranks.setdefault(paper_id, len(ranks) + 1)
-    return ranks
+def _normalized(ranked: Ranked) -> tuple[dict[str, float], float]:
+    """Each chunk's score divided by the best score of the list, and the lowest such value (0 for an empty list)."""
+    if not ranked:
+        return {}, 0.0
+    top = max(score for _, _, score in ranked)
+    top = top if top > 0 else 1.0
+    scaled = {chunk_id: score / top for chunk_id, _, score in ranked}
+    return scaled, min(scaled.values())
 
 
-def fuse(dense: Ranked, bm25: Ranked, *, rrf_k: int, dense_weight: float, bm25_weight: float) -> list[FusedPaper]:
-    """Weighted reciprocal rank fusion at paper level: score = sum of weight / (rrf_k + rank of the paper).
+def fuse(
+    dense: Ranked, bm25: Ranked, *, dense_weight: float, bm25_weight: float, limit: int | None = None
+) -> list[FusedPaper]:
+    """Score fusion at paper level: dense_weight * dense / best dense + bm25_weight * BM25 / best BM25.
 
-    Written here because llama-index's QueryFusionRetriever(mode="reciprocal_rerank") fixes k at 60, ignores
-    retriever weights and fuses chunks, not papers. The paper's chunk is the one with the best chunk-level RRF.
+    Each retriever's scores are divided by the best score of its candidate list, so both run from 1 down; a paper
+    missing from one list gets that list's lowest value (it scored no better than the last candidate). A paper
+    takes its best chunk in each list, and is shown with its chunk of best fused score. Chosen over reciprocal rank
+    fusion on SciFact train (bench/retrieval.py, evals/reports/retrieval.md): ranks throw away how far ahead a
+    retriever's best candidates are. The `limit` best papers are returned (all when None), ties by paper id.
     """
-    dense_ranks, bm25_ranks = _paper_ranks(dense), _paper_ranks(bm25)
-    chunk_rrf: dict[str, float] = {}
-    chunk_paper: dict[str, str] = {}
-    dense_scores: dict[str, float] = {}
-    bm25_scores: dict[str, float] = {}
-    for ranked, weight, scores in ((dense, dense_weight, dense_scores), (bm25, bm25_weight, bm25_scores)):
-        for rank, (chunk_id, paper_id, score) in enumerate(ranked, start=1):
-            chunk_rrf[chunk_id] = chunk_rrf.get(chunk_id, 0.0) + weight / (rrf_k + rank)
-            chunk_paper[chunk_id] = paper_id
-            scores[chunk_id] = score
-    best_chunk: dict[str, str] = {}
-    for chunk_id, paper_id in chunk_paper.items():
-        current = best_chunk.get(paper_id)
-        if current is None or chunk_rrf[chunk_id] > chunk_rrf[current]:
-            best_chunk[paper_id] = chunk_id
-    fused = []
-    for paper_id, chunk_id in best_chunk.items():
-        score = 0.0
-        if paper_id in dense_ranks:
-            score += dense_weight / (rrf_k + dense_ranks[paper_id])
-        if paper_id in bm25_ranks:
-            score += bm25_weight / (rrf_k + bm25_ranks[paper_id])
-        fused.append(FusedPaper(paper_id, chunk_id, score, dense_scores.get(chunk_id), bm25_scores.get(chunk_id)))
-    fused.sort(key=lambda p: (-p.score, p.paper_id))
-    return fused
+    dense_n, dense_floor = _normalized(dense)
+    bm25_n, bm25_floor = _normalized(bm25)
+    paper_of: dict[str, str] = {}
+    raw_dense: dict[str, float] = {}
+    raw_bm25: dict[str, float] = {}
+    for ranked, raw in ((dense, raw_dense), (bm25, raw_bm25)):
+        for chunk_id, paper_id, score in ranked:
+            paper_of[chunk_id] = paper_id
+            raw[chunk_id] = score
+    best_dense: dict[str, float] = {}
+    best_bm25: dict[str, float] = {}
+    best_chunk: dict[str, tuple[float, str]] = {}
+    for chunk_id, paper_id in paper_of.items():
+        d, b = dense_n.get(chunk_id, dense_floor), bm25_n.get(chunk_id, bm25_floor)
+        best_dense[paper_id] = max(best_dense.get(paper_id, dense_floor), d)
+        best_bm25[paper_id] = max(best_bm25.get(paper_id, bm25_floor), b)
+        chunk_score = dense_weight * d + bm25_weight * b
+        if paper_id not in best_chunk or chunk_score > best_chunk[paper_id][0]:
+            best_chunk[paper_id] = (chunk_score, chunk_id)
+    order = sorted(
+        (-(dense_weight * best_dense[p] + bm25_weight * best_bm25[p]), p, chunk_id)
+        for p, (_, chunk_id) in best_chunk.items()
+    )
+    return [
+        FusedPaper(paper_id, chunk_id, -negative, raw_dense.get(chunk_id), raw_bm25.get(chunk_id))
+        for negative, paper_id, chunk_id in order[:limit]
+    ]
 
 
 def single(ranked: Ranked, *, dense: bool) -> list[FusedPaper]:

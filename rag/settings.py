@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -20,6 +21,10 @@ from rag.errors import SettingsError
 from rag.limits import MAX_ABSTRACT_CHARS
 
 DEFAULT_COLLECTION = "default"
+# BM25 and fusion defaults chosen on the SciFact train split, written by `python bench/retrieval.py`.
+TUNED_RETRIEVAL: dict[str, Any] = json.loads(
+    (Path(__file__).parent / "data" / "retrieval_tuned.json").read_text(encoding="utf-8")
+)["settings"]
 Backend = Literal["auto", "extractive", "openai", "local"]
 BACKENDS: tuple[str, ...] = get_args(Backend)  # the answer backends, for CLI choices and the app's menu
 
@@ -71,14 +76,23 @@ class Settings(BaseSettings):
     search_k: int = Field(default=10, ge=1, description="Papers returned by `search`.")
     answer_k: int = Field(default=5, ge=1, description="Papers shown to the answerer as numbered sources.")
     list_k: int = Field(default=8, ge=1, description="Papers shown to the answerer for 'which papers…' questions.")
-    candidates: int = Field(default=50, ge=1, description="Chunks each retriever contributes before fusion.")
-    rrf_k: int = Field(default=5, ge=1, description="Reciprocal-rank-fusion constant (tuned on SciFact train).")
-    dense_weight: float = Field(default=1.0, ge=0, description="Weight of the dense ranking in fusion.")
-    bm25_weight: float = Field(default=1.25, ge=0, description="Weight of the BM25 ranking in fusion (tuned on train).")
-    # BM25 defaults tuned on the SciFact train split (bench/retrieval.py, evals/reports/retrieval.md).
-    bm25_k1: float = Field(default=1.5, gt=0, description="BM25 term-frequency saturation (k1).")
-    bm25_b: float = Field(default=0.75, ge=0, le=1, description="BM25 length normalization (b).")
-    bm25_title_repeats: int = Field(default=2, ge=1, description="Times the title is repeated in BM25-indexed text.")
+    # Defaults tuned on the SciFact train split (rag/data/retrieval_tuned.json, evals/reports/retrieval.md).
+    candidates: int = Field(
+        default=TUNED_RETRIEVAL["candidates"], ge=1, description="Chunks each retriever contributes before fusion."
+    )
+    dense_weight: float = Field(
+        default=TUNED_RETRIEVAL["dense_weight"], ge=0,
+        description="Weight of the dense scores (divided by the best one) in fusion.",
+    )  # fmt: skip
+    bm25_weight: float = Field(
+        default=TUNED_RETRIEVAL["bm25_weight"], ge=0,
+        description="Weight of the BM25 scores (divided by the best one) in fusion.",
+    )  # fmt: skip
+    bm25_k1: float = Field(default=TUNED_RETRIEVAL["bm25_k1"], gt=0, description="BM25 term-frequency saturation (k1).")
+    bm25_b: float = Field(default=TUNED_RETRIEVAL["bm25_b"], ge=0, le=1, description="BM25 length normalization (b).")
+    bm25_title_repeats: int = Field(
+        default=TUNED_RETRIEVAL["bm25_title_repeats"], ge=1, description="Times the title is repeated in BM25 text."
+    )
 
     # --- answering -----------------------------------------------------------------------------------
     llm: Backend = Field(

@@ -95,6 +95,11 @@ def head_id(paper_id: str) -> str:
     return f"{paper_id}#0"
 
 
+def paper_of(chunk_id: str) -> str:
+    """The paper id inside a chunk id '<paper id>#<chunk index>' (a paper id may itself hold '#')."""
+    return chunk_id.rsplit("#", 1)[0]
+
+
 def chroma_where(filters: SearchFilters | None) -> dict[str, Any] | None:
     """Chroma's `where` clause for our SearchFilters (None when unfiltered)."""
     if filters is None:
@@ -215,33 +220,23 @@ class ChromaStore:
                 return
             offset += READ_PAGE
 
-    def get(self, ids: Sequence[str]) -> dict[str, StoredChunk]:
-        """Chunk rows by id (missing ids are simply absent)."""
-        coll = self._require()
-        page = self._guard(
-            f"read collection {self.name!r}", lambda: coll.get(ids=list(ids), include=["metadatas", "documents"])
-        )
-        return {
-            cid: StoredChunk(cid, text or "", dict(meta or {}))
-            for cid, meta, text in zip(page["ids"], page["metadatas"], page["documents"], strict=True)
-        }
-
     def query(self, embedding: list[float], n: int, filters: SearchFilters | None) -> list[tuple[str, str, float]]:
         """Dense search: (chunk id, paper id, cosine similarity) of the n nearest chunks passing the filters.
 
         Chroma's own query (llama-index's ChromaVectorStore adds nothing here but its import time and node objects).
+        Only distances are asked for: reading the metadata of the results back from Chroma cost four times the
+        nearest-neighbour search itself (bench/retrieval.py), and a chunk id names its paper (`paper_of`).
         """
         coll = self._require()
         result = self._guard(
             f"search collection {self.name!r}",
             lambda: coll.query(
-                query_embeddings=[embedding], n_results=n, where=chroma_where(filters),
-                include=["metadatas", "distances"],
+                query_embeddings=[embedding], n_results=n, where=chroma_where(filters), include=["distances"]
             ),
         )
-        ids, metas, distances = result["ids"][0], (result["metadatas"] or [[]])[0], (result["distances"] or [[]])[0]
+        ids, distances = result["ids"][0], (result["distances"] or [[]])[0]
         # cosine space: distance = 1 - cosine similarity
-        return [(cid, str(m["paper_id"]), 1.0 - float(d)) for cid, m, d in zip(ids, metas, distances, strict=True)]
+        return [(cid, paper_of(cid), 1.0 - float(d)) for cid, d in zip(ids, distances, strict=True)]
 
     # --- writing ------------------------------------------------------------------------------------------
     def upsert(

@@ -105,7 +105,105 @@ def _check_path(path: Path) -> None:
 def _content_key(paper: Paper) -> bytes:
     """Digest of the normalized title and abstract: papers with equal keys are exact duplicates."""
     text = normalize_title(paper.title) + "\x1f" + paper.abstract.lower()  # loaders already normalized spacing
-    return hashlib.sha1(text.encode("utf-8")).digest()
+    return hashlib.sha1(text.encode("utf-8")).digest()[:8]  # 8 bytes: a chance collision needs ~4e9 papers
+
+
+class PaperStream:
+    """The papers of collection files, read lazily one record at a time; counts fill in as it is consumed.
+
+    Exact duplicates (same normalized title and abstract under another id) are dropped into the first. A paper id
+    seen again is yielded again: the later record wins where it is consumed (load_papers, PaperIndex.sync), with a
+    warning here when its title or abstract changed. Memory: one 8-byte content digest and the id of each paper.
+    """
+
+    def __init__(
+        self,
+        files: Sequence[tuple[Path, str]],
+        fields: Mapping[str, str],
+        skip_invalid: bool,
+        progress: bool,
+        max_abstract_chars: int,
+    ) -> None:
+        self.files = list(files)
+        self.fields = fields
+        self.skip_invalid = skip_invalid
+        self.progress = progress
+        self.max_abstract_chars = max_abstract_chars
+        self.duplicates_merged = 0  # exact duplicates dropped into the first paper with that content
+        self.skipped = 0  # invalid records skipped (skip_invalid)
+        self.count = 0  # papers yielded
+        self._started = False
+
+    def __iter__(self) -> Iterator[Paper]:
+        """Read the files in order, yielding papers as they are parsed; a second iteration is refused."""
+        if self._started:
+            raise CorpusError("a PaperStream is read once; call iter_papers again to read the files again")
+        self._started = True
+        by_content: dict[bytes, str] = {}  # content digest -> id of the paper kept for it
+        content_of: dict[str, bytes] = {}  # paper id -> its latest content digest
+        bar = tqdm(desc="reading papers", unit=" papers", disable=not self.progress)
+        try:
+            for path, kind in self.files:
+                source = Source(
+                    path, fields=self.fields, skip_invalid=self.skip_invalid,
+                    max_abstract_chars=self.max_abstract_chars,
+                )  # fmt: skip
+                found = 0
+                for paper in _READERS[kind](source):
+                    found += 1
+                    bar.update()
+                    key = _content_key(paper)
+                    kept_id = by_content.get(key)
+                    if kept_id is not None and kept_id != paper.id:
+                        self.duplicates_merged += 1
+                        log.debug("%s: merged exact duplicate %s into %s", path, paper.id, kept_id)
+                        continue
+                    previous = content_of.get(paper.id)
+                    if previous is not None and previous != key:
+                        log.warning(
+                            "%s: id %r appears again with different content; keeping the later one", path, paper.id
+                        )
+                        del by_content[previous]
+                    by_content[key], content_of[paper.id] = paper.id, key
+                    self.count += 1
+                    yield paper
+                self.skipped += source.skipped
+                if found == 0:
+                    raise CorpusError(f"{path}: no papers found in this {kind} file; is it the right file and format?")
+        finally:
+            bar.close()
+        log.info("read %d papers from %d file(s), %d exact duplicates merged", self.count, len(self.files),
+                 self.duplicates_merged)  # fmt: skip
+
+
+def iter_papers(
+    paths: Sequence[str | Path] | str | Path,
+    fmt: str | None = None,
+    *,
+    fields: Mapping[str, str] | None = None,
+    skip_invalid: bool = False,
+    progress: bool = False,
+    max_abstract_chars: int = MAX_ABSTRACT_CHARS,
+) -> PaperStream:
+    """Stream papers from files without holding them (PaperIndex.sync ingests a stream batch by batch).
+
+    Options as load_papers. Missing files and unknown formats raise CorpusError here, before anything is read; a bad
+    record raises CorpusError (file:line) when the stream reaches it. Exact duplicates are merged; a repeated id is
+    yielded again (the consumer keeps the later record).
+    """
+    if fmt is not None and fmt not in _READERS:
+        raise CorpusError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    mapping = _check_fields(fields)
+    if isinstance(paths, str | Path):  # one path given bare: don't iterate over its characters
+        paths = [paths]
+    if not paths:
+        raise CorpusError("no collection files given")
+    files = []
+    for raw_path in paths:
+        path = Path(raw_path)
+        _check_path(path)
+        files.append((path, fmt or detect_format(path)))
+    return PaperStream(files, mapping, skip_invalid, progress, max_abstract_chars)
 
 
 def load_papers(
@@ -117,58 +215,22 @@ def load_papers(
     progress: bool = False,
     max_abstract_chars: int = MAX_ABSTRACT_CHARS,
 ) -> LoadResult:
-    """Load papers from files, merging exact duplicates; raise CorpusError (file:line) on bad input.
+    """Load papers from files into a list, merging exact duplicates; raise CorpusError (file:line) on bad input.
 
     fmt overrides format detection for every path ('digest', 'jsonl', 'csv', 'bibtex', 'arxiv'); fields maps
     Paper fields to JSONL keys or CSV columns (e.g. {"abstract": "summary"}); skip_invalid logs and skips bad
     records instead of failing the whole load; abstracts longer than max_abstract_chars are invalid records.
     Papers with the same normalized title and abstract merge into the first; an id seen again keeps its last
-    version (with a warning when its title or abstract changed).
+    version (with a warning when its title or abstract changed). For large inputs use iter_papers.
     """
-    if fmt is not None and fmt not in _READERS:
-        raise CorpusError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-    mapping = _check_fields(fields)
-    if isinstance(paths, str | Path):  # one path given bare: don't iterate over its characters
-        paths = [paths]
-    if not paths:
-        raise CorpusError("no collection files given")
+    stream = iter_papers(
+        paths, fmt, fields=fields, skip_invalid=skip_invalid, progress=progress, max_abstract_chars=max_abstract_chars
+    )
     by_id: dict[str, Paper] = {}
-    by_content: dict[bytes, str] = {}  # content key -> id of the paper kept for it
-    merged = skipped = 0
-    bar = tqdm(desc="loading papers", unit=" papers", disable=not progress)
-    try:
-        for raw_path in paths:
-            path = Path(raw_path)
-            _check_path(path)
-            kind = fmt or detect_format(path)
-            source = Source(path, fields=mapping, skip_invalid=skip_invalid, max_abstract_chars=max_abstract_chars)
-            found = 0
-            for paper in _READERS[kind](source):
-                found += 1
-                bar.update()
-                key = _content_key(paper)
-                kept_id = by_content.get(key)
-                if kept_id is not None and kept_id != paper.id:
-                    merged += 1
-                    log.debug("%s: merged exact duplicate %s into %s", path, paper.id, kept_id)
-                    continue
-                previous = by_id.get(paper.id)
-                if previous is not None:  # the same id again: the later record wins
-                    merged += 1
-                    if kept_id is None:
-                        log.warning(
-                            "%s: id %r appears again with different content; keeping the later one", path, paper.id
-                        )
-                    del by_content[_content_key(previous)]
-                by_id[paper.id] = paper
-                by_content[key] = paper.id
-            skipped += source.skipped
-            if found == 0:
-                raise CorpusError(f"{path}: no papers found in this {kind} file; is it the right file and format?")
-    finally:
-        bar.close()
-    log.info("loaded %d papers from %d file(s), %d duplicates merged", len(by_id), len(paths), merged)
-    return LoadResult(papers=list(by_id.values()), duplicates_merged=merged, skipped=skipped)
+    for paper in stream:
+        by_id[paper.id] = paper  # a repeated id keeps its first place and its last version
+    merged = stream.duplicates_merged + stream.count - len(by_id)
+    return LoadResult(papers=list(by_id.values()), duplicates_merged=merged, skipped=stream.skipped)
 
 
-__all__ = ["DEFAULT_CORPUS", "FORMATS", "LoadResult", "detect_format", "load_papers"]
+__all__ = ["DEFAULT_CORPUS", "FORMATS", "LoadResult", "PaperStream", "detect_format", "iter_papers", "load_papers"]
