@@ -360,12 +360,6 @@ def _numbers_tied(sentence: str, terms: frozenset[str]) -> bool:
     return any(abs(n - p * scale) <= 5 for n in numeric for p in positions)
 
 
-def _claim_terms(paper: PaperSentences) -> frozenset[str]:
-    """Key terms of what a paper claims as its own: its title and its contribution sentences (else its first)."""
-    claims = [s for s in paper.sentences if _PROPOSAL.search(s)] or list(paper.sentences[:1])
-    return key_terms(" ".join([paper.paper.title, *claims]))
-
-
 def _unit_match(question: str, sentence: str) -> bool:
     """True when the sentence holds a number of the kind the question asks for (a '%' for an accuracy, '×' for a
     speed-up)."""
@@ -488,7 +482,7 @@ def _paper_rows(
         # what the paper claims as its own (title and contribution sentences), not what it mentions in passing
         scored = by_paper.get(n, [])
         claims = [x for x in scored if x.contribution] or sorted(scored, key=lambda x: x.index)[:1]
-        claim_terms = _claim_terms(ps)
+        claim_terms = key_terms(" ".join([hit.paper.title, *(x.text for x in claims)]))
         rows.append([
             probs[0] if probs else 0.0, probs[1] if len(probs) > 1 else 0.0, paper_cos, paper_cos - best_cos,
             float(ps.title_vector @ q), len(covered) / len(q_terms) if q_terms else 0.0,
