@@ -187,7 +187,7 @@ def main() -> int:
     papers = load_papers([DEFAULT_CORPUS]).papers
     if assistant.index.is_empty():
         assistant.ingest(progress=False)
-    cache = SentenceCache(assistant.embedder, settings.data_dir / "sentence_cache")
+    cache = SentenceCache.for_settings(assistant.embedder, settings)
     items = [i for i in load_gold(args.gold, papers) if not i.history and i.type != "unanswerable"]
     start = time.perf_counter()
     results: dict[str, list[tuple[Case, bool]]] = defaultdict(list)

@@ -95,7 +95,7 @@ class AnswerChain:
         self.lookup = lookup
         self.backend_name = settings.resolved_llm
         self.prompts = load_prompts(settings.prompts_dir)
-        self.cache = SentenceCache(embedder, settings.data_dir / "sentence_cache")
+        self.cache = SentenceCache.for_settings(embedder, settings)
         self.model = load_model()
         self._llm = llm
         self._backend: ChatBackend | None = None
@@ -138,7 +138,7 @@ class AnswerChain:
         if not hits:
             yield from _finish(Answer(text=abstain_text(NOTHING_FOUND), abstained=True, timings_ms=run.done(), **base))
             return
-        evidence = score(turn.standalone, hits, self.cache, self.model, focus=turn.papers)
+        evidence = score(turn.standalone, hits, self.cache, self.model, focus=turn.papers, references=turn.names)
         run.stage("evidence")
         if backend is None:
             yield from self._extractive(run, evidence, hits, base, model=self.cache.model_name)
@@ -159,7 +159,9 @@ class AnswerChain:
         text = validate_question(question, self.settings.max_question_chars)
         turn = resolve(text, history, self.lookup)
         hits = self._hits(turn, None, None)
-        evidence = score(turn.standalone, hits, self.cache, self.model, focus=turn.papers) if hits else None
+        evidence = None
+        if hits:
+            evidence = score(turn.standalone, hits, self.cache, self.model, focus=turn.papers, references=turn.names)
         return Prepared(turn, hits, evidence)
 
     def turn(self, question: str, history: Sequence[Message], deadline: Deadline | None = None) -> Turn:

@@ -13,7 +13,7 @@ import importlib.util
 import logging
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -146,8 +146,17 @@ class MiniLMEmbedding:
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Embed texts in one forward pass: a float32 array [len(texts), 384] of unit vectors."""
+        return self.embed_spans(texts, [[] for _ in texts])[0]
+
+    def embed_spans(self, texts: list[str], spans: list[list[tuple[int, int]]]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Embed texts in one forward pass, and pool each text's character spans from the same pass.
+
+        Returns the texts' unit vectors [len(texts), 384] and, per text, one unit vector per span: the mean of the
+        span's own tokens in the context of the whole text (late pooling). A span the model does not see whole
+        (beyond its 256 tokens) gets a row of NaN.
+        """
         if not texts:
-            return np.zeros((0, 384), dtype=np.float32)
+            return np.zeros((0, 384), dtype=np.float32), []
         encodings = self._tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
@@ -155,7 +164,12 @@ class MiniLMEmbedding:
         (hidden,) = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
         weights = mask[:, :, None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-        return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+        pooled_spans = [_pool_spans(h, e, s) for h, e, s in zip(hidden, encodings, spans, strict=True)]
+        return unit_rows(pooled), pooled_spans
+
+    def count_tokens(self, text: str) -> int:
+        """Word pieces of a text without the two special tokens, counted up to the model window (MAX_SEQ_TOKENS)."""
+        return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
     def get_query_embedding(self, query: str) -> Embedding:
         """Embed a search query."""
@@ -181,6 +195,26 @@ class MiniLMEmbedding:
     async def aget_text_embedding_batch(self, texts: list[str], show_progress: bool = False) -> list[Embedding]:
         """Embed passages without blocking the event loop."""
         return await asyncio.to_thread(self.get_text_embedding_batch, texts)
+
+
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (rows of zeros stay zero, rows of NaN stay NaN)."""
+    return matrix / np.clip(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12, None)
+
+
+def _pool_spans(hidden: np.ndarray, encoding: Any, spans: list[tuple[int, int]]) -> np.ndarray:
+    """Unit mean vectors of the tokens inside each character span; NaN for a span whose end the model did not see."""
+    out = np.full((len(spans), hidden.shape[-1]), np.nan, dtype=np.float32)
+    if not spans:
+        return out
+    offsets = np.asarray(encoding.offsets, dtype=np.int64)
+    real = ~np.asarray(encoding.special_tokens_mask, dtype=bool) & (offsets[:, 1] > offsets[:, 0])
+    seen = int(offsets[real, 1].max()) if real.any() else 0  # the last character inside the model's window
+    for n, (start, end) in enumerate(spans):
+        inside = real & (offsets[:, 0] >= start) & (offsets[:, 1] <= end)
+        if end <= seen and inside.any():
+            out[n] = hidden[inside].mean(axis=0)
+    return unit_rows(out)
 
 
 def make_embedder(settings: Settings) -> Embedder:

@@ -21,6 +21,7 @@ import numpy as np
 from rag.embeddings import MiniLMEmbedding, compatible_model_ids, make_embedder
 from rag.errors import CorpusError, ModelError
 from rag.lexical import IndexedPaper
+from rag.sentence_cache import SentenceCache
 from rag.store import MODEL_KEY, STAMP_KEY, chunk_metadata, head_id
 from rag.types import Chunk, EmbeddedPaper, IngestSummary, Paper
 
@@ -45,6 +46,9 @@ class Ingest:
         self.progress = progress
         self.embedding_model_id = embedding_model_id
         self._embedder = _Embedder(index.embedder, index.settings)
+        # sentence vectors pooled from the chunks' own passes (MiniLM): the first question need not embed them
+        cache = SentenceCache.for_settings(index.embedder, index.settings)
+        self._sentences = cache if cache.chunking is not None and self.settings.sentence_vectors_at_ingest else None
         self._dimension: int | None = None
         self.counts = dict(added=0, updated=0, skipped=0, deleted=0, duplicates_merged=0, chunks_written=0)
 
@@ -122,7 +126,7 @@ class Ingest:
         chunked = {p.id: self._chunks(p) for p in changed}
         rows = [(p, c, len(chunked[p.id])) for p in changed for c in chunked[p.id]]
         n_chunks = {p.id: n for p, _, n in rows}
-        vectors = self._vectors(rows, done=self.counts["added"] + self.counts["updated"])
+        vectors, pooled = self._vectors(rows, done=self.counts["added"] + self.counts["updated"])
         stale = [
             f"{p.id}#{i}" for p in changed if p.id in manifest for i in range(n_chunks[p.id], manifest[p.id].n_chunks)
         ]
@@ -140,6 +144,9 @@ class Ingest:
         self.store.delete(stale)
         self.lex.settle(ids + stale)
         self._stamp()
+        if self._sentences is not None and pooled:  # after the commit: a crash before it costs a pass later
+            with_rows = [p for p in changed if p.id in pooled]
+            self._sentences.add_pooled(with_rows, {(p.id, p.content_hash): pooled[p.id] for p in with_rows})
         added = sum(p.id not in manifest for p in changed)
         self.counts["added"] += added
         self.counts["updated"] += len(changed) - added
@@ -164,14 +171,18 @@ class Ingest:
         return chunks or [Chunk(id=head_id(paper.id), paper_id=paper.id, index=0, text="", n_tokens=0)]
 
     # --- vectors --------------------------------------------------------------------------------------------
-    def _vectors(self, rows: list[Row], done: int) -> np.ndarray:
-        """One vector per row: supplied ones after a model and dimension check, the rest embedded longest-last."""
+    def _vectors(self, rows: list[Row], done: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """One vector per row: supplied ones after a model and dimension check, the rest embedded longest-last; and
+        the sentence vectors pooled from those passes, per paper (title row first; NaN for sentences not reached)."""
         vectors: np.ndarray | None = None
+        pooled: dict[str, np.ndarray] = {}
         todo = [i for i, (p, _, _) in enumerate(rows) if not isinstance(p, EmbeddedPaper)]
         if todo:
             texts = [rows[i][1].embed_text(rows[i][0].title) for i in todo]
+            spans = [self._sentences.pooled_inputs(rows[i][0], t) for i, t in zip(todo, texts, strict=True)] if (
+                self._sentences is not None) else None  # fmt: skip
             try:
-                embedded = self._embedder.embed(texts)
+                embedded, span_vectors = self._embedder.embed(texts, spans)
             except ModelError:
                 raise
             except Exception as exc:  # the OpenAI client raises its own error types
@@ -181,6 +192,10 @@ class Ingest:
                 ) from exc
             vectors = np.empty((len(rows), embedded.shape[1]), dtype=np.float32)
             vectors[todo] = embedded
+            for i, found in zip(todo, span_vectors, strict=True) if span_vectors is not None else ():
+                target = pooled.setdefault(rows[i][0].id, np.full_like(found, np.nan))
+                fill = np.isnan(target).any(axis=1) & ~np.isnan(found).any(axis=1)  # the first chunk to see it
+                target[fill] = found[fill]
         for i, (paper, _, _) in enumerate(rows):
             if isinstance(paper, EmbeddedPaper):
                 vector = self._supplied(paper)
@@ -188,7 +203,7 @@ class Ingest:
                     vectors = np.empty((len(rows), len(vector)), dtype=np.float32)
                 vectors[i] = vector
         assert vectors is not None  # rows is never empty
-        return vectors
+        return vectors, pooled
 
     def _supplied(self, paper: EmbeddedPaper) -> np.ndarray:
         """A supplied vector, after checking its model matches the collection's and its dimension the embedder's."""
@@ -245,10 +260,16 @@ class _Embedder:
         self.settings = settings
         self._pool: ProcessPoolExecutor | None = None
 
-    def embed(self, texts: list[str]) -> np.ndarray:
-        """Unit vectors of texts, in their order."""
+    def embed(
+        self, texts: list[str], spans: list[list[tuple[int, int]]] | None = None
+    ) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        """Unit vectors of texts, in their order; with `spans` (MiniLM), also each text's spans pooled from its pass."""
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        parts = [[texts[i] for i in order[s : s + self.batch]] for s in range(0, len(texts), self.batch)]
+        parts = [
+            ([texts[i] for i in order[s : s + self.batch]], [spans[i] for i in order[s : s + self.batch]] if spans
+             else None)
+            for s in range(0, len(texts), self.batch)
+        ]  # fmt: skip
         if self.workers > 1:
             if self._pool is None:
                 import multiprocessing
@@ -263,10 +284,13 @@ class _Embedder:
             done = list(self._pool.map(_embed_in_worker, parts))
         else:
             done = [_embed_with(self.embedder, part) for part in parts]
-        stacked = np.concatenate(done) if done else np.zeros((0, 0), dtype=np.float32)
+        stacked = np.concatenate([v for v, _ in done]) if done else np.zeros((0, 0), dtype=np.float32)
         vectors = np.empty_like(stacked)
         vectors[order] = stacked
-        return vectors
+        if spans is None:
+            return vectors, None
+        at = dict(zip(order, (pooled for _, part in done for pooled in part or []), strict=True))
+        return vectors, [at[i] for i in range(len(texts))]
 
     def close(self) -> None:
         """Stop the worker processes."""
@@ -275,11 +299,18 @@ class _Embedder:
             self._pool = None
 
 
-def _embed_with(embedder: Any, texts: list[str]) -> np.ndarray:
-    """Vectors of texts (MiniLM's own numpy path when available)."""
+Part = tuple[list[str], list[list[tuple[int, int]]] | None]  # texts, and the spans to pool from each (MiniLM)
+
+
+def _embed_with(embedder: Any, part: Part) -> tuple[np.ndarray, list[np.ndarray] | None]:
+    """Vectors of texts (MiniLM's own numpy path when available) and, when asked, their pooled spans."""
+    texts, spans = part
     if isinstance(embedder, MiniLMEmbedding):
-        return embedder.embed(texts).astype(np.float32, copy=False)
-    return np.asarray(embedder.get_text_embedding_batch(texts), dtype=np.float32)
+        if spans is not None:
+            vectors, pooled = embedder.embed_spans(texts, spans)
+            return vectors.astype(np.float32, copy=False), pooled
+        return embedder.embed(texts).astype(np.float32, copy=False), None
+    return np.asarray(embedder.get_text_embedding_batch(texts), dtype=np.float32), None
 
 
 _WORKER: dict[str, Any] = {}
@@ -290,6 +321,6 @@ def _start_worker(settings: Settings) -> None:
     _WORKER["embedder"] = make_embedder(settings)
 
 
-def _embed_in_worker(texts: list[str]) -> np.ndarray:
+def _embed_in_worker(part: Part) -> tuple[np.ndarray, list[np.ndarray] | None]:
     """Embed in a worker process."""
-    return _embed_with(_WORKER["embedder"], texts)
+    return _embed_with(_WORKER["embedder"], part)

@@ -1,30 +1,42 @@
-"""Abstract sentences and their embeddings per paper, cached in memory and on disk (keyed by paper id + content)."""
+"""Abstract sentences and their embeddings per paper, cached in memory and on disk (keyed by paper id + content).
+
+With MiniLM a sentence's vector is pooled from the forward pass over the chunk that holds it (late pooling: its own
+tokens, in the context of the title and the sentences around it), so ingest writes them for free while it embeds the
+chunks, plus one pass over the sentences past the model's 256 tokens; a paper ingested without them is pooled the
+same way at the first question that needs it. Other embedders embed each sentence alone.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rag.chunking import split_sentences
+from rag.chunking import chunk_paper, split_sentences
 from rag.types import Paper
 
 if TYPE_CHECKING:
     from llama_index.core.base.embeddings.base import BaseEmbedding
+
+    from rag.settings import Settings
 
 log = logging.getLogger(__name__)
 
 # Papers kept in memory (least recently used dropped first): about 30 KB each with MiniLM, so about 60 MB.
 MEMORY_PAPERS = 2048
 QUERY_CACHE = 256  # question embeddings kept in memory
+SPAN_BATCH = 16  # texts per forward pass when pooling sentences (sorted by length: little padding)
+TAIL_TOKENS = 250  # word pieces per pass over the sentences a chunk's pass did not reach (the model sees 256)
+LATE = "late"  # cache-directory suffix of pooled vectors: they differ from sentences embedded alone
 _UNSAFE = re.compile(r"[^0-9A-Za-z_.-]+")
 
 
@@ -56,15 +68,30 @@ def normalize_rows(matrix: np.ndarray) -> np.ndarray:
 class SentenceCache:
     """Embeds each paper's sentences once; later questions and new processes reuse the vectors."""
 
-    def __init__(self, embedder: BaseEmbedding, cache_dir: Path | None = None, max_papers: int = MEMORY_PAPERS) -> None:
+    def __init__(
+        self,
+        embedder: BaseEmbedding,
+        cache_dir: Path | None = None,
+        max_papers: int = MEMORY_PAPERS,
+        chunking: tuple[int, int] | None = None,
+    ) -> None:
         self.embedder = embedder
         self.model_name: str = getattr(embedder, "model_name", "") or type(embedder).__name__
-        self.cache_dir = cache_dir / _UNSAFE.sub("_", self.model_name) if cache_dir is not None else None
+        # late pooling needs the model's token states (MiniLM) and the chunking the index embedded
+        self.chunking = chunking if chunking is not None and hasattr(embedder, "embed_spans") else None
+        name = _UNSAFE.sub("_", self.model_name) + (f"-{LATE}" if self.chunking else "")
+        self.cache_dir = cache_dir / name if cache_dir is not None else None
         self.max_papers = max_papers
         # Least recently used papers first; bounded, so a long-running app does not grow without limit.
         self._memory: OrderedDict[tuple[str, str], PaperSentences] = OrderedDict()
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
+
+    @classmethod
+    def for_settings(cls, embedder: BaseEmbedding, settings: Settings) -> SentenceCache:
+        """The cache of a data directory, pooling sentences from the chunks as the settings cut them."""
+        chunking = (settings.chunk_tokens, settings.chunk_overlap_sentences)
+        return cls(embedder, settings.data_dir / "sentence_cache", chunking=chunking)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-length embeddings of texts, one row each."""
@@ -104,8 +131,18 @@ class SentenceCache:
             else:
                 found[key] = cached
         if missing:
-            found.update(self._compute(missing))
+            found.update(self._compute(missing, {}))
         return [found[(p.id, p.content_hash)] for p in papers]
+
+    def add_pooled(self, papers: Sequence[Paper], pooled: dict[tuple[str, str], np.ndarray]) -> None:
+        """Keep the vectors ingest pooled from its chunk passes (title row first, NaN rows for the sentences past
+        the model's window), after one pass over those sentences."""
+        self._compute(list(papers), pooled)
+
+    def pooled_inputs(self, paper: Paper, chunk_text: str) -> list[tuple[int, int]]:
+        """Character spans, in a chunk's embedded text ("title\\nchunk"), of the title and of every sentence of the
+        paper (a sentence the chunk does not hold gets the empty span (0, 0))."""
+        return _spans(paper.title, tuple(split_sentences(paper.abstract)), chunk_text)
 
     def _recall(self, key: tuple[str, str]) -> PaperSentences | None:
         """A paper from memory (marked as just used), or None."""
@@ -148,19 +185,79 @@ class SentenceCache:
             return None
         return self._remember(PaperSentences(paper, sentences, vectors))
 
-    def _compute(self, papers: list[Paper]) -> dict[tuple[str, str], PaperSentences]:
-        """Embed titles and sentences of papers in one batch, keep them in memory and write them to disk."""
+    def _compute(
+        self, papers: list[Paper], partial: dict[tuple[str, str], np.ndarray]
+    ) -> dict[tuple[str, str], PaperSentences]:
+        """Vectors of the titles and sentences of papers (completing the rows ingest pooled), kept in memory and
+        written to disk."""
         split = [tuple(split_sentences(p.abstract)) for p in papers]
-        texts = [t for paper, sentences in zip(papers, split, strict=True) for t in (paper.title, *sentences)]
-        vectors = self.embed(texts)
-        start = 0
+        if self.chunking is None:
+            texts = [t for paper, sentences in zip(papers, split, strict=True) for t in (paper.title, *sentences)]
+            flat = self.embed(texts)
+            bounds = np.cumsum([0] + [len(sentences) + 1 for sentences in split])
+            rows = [flat[a:b] for a, b in itertools.pairwise(bounds)]
+        else:
+            rows = self._pool(papers, split, partial)
         computed: dict[tuple[str, str], PaperSentences] = {}
-        for paper, sentences in zip(papers, split, strict=True):
-            rows = vectors[start : start + len(sentences) + 1]
-            start += len(sentences) + 1
-            computed[(paper.id, paper.content_hash)] = self._remember(PaperSentences(paper, sentences, rows))
-            self._save(paper, sentences, rows)
+        for paper, sentences, vectors in zip(papers, split, rows, strict=True):
+            computed[(paper.id, paper.content_hash)] = self._remember(PaperSentences(paper, sentences, vectors))
+            self._save(paper, sentences, vectors)
         return computed
+
+    def _pool(
+        self, papers: list[Paper], split: list[tuple[str, ...]], partial: dict[tuple[str, str], np.ndarray]
+    ) -> list[np.ndarray]:
+        """Late-pooled vectors: the chunks' passes as ingest ran them (for papers ingest did not pool), then one pass
+        per run of sentences those passes did not reach."""
+        assert self.chunking is not None
+        budget, overlap = self.chunking
+        rows = [partial.get((p.id, p.content_hash)) for p in papers]
+        texts: list[str] = []
+        spans: list[list[tuple[int, int]]] = []
+        owners: list[int] = []
+        for n, (paper, sentences) in enumerate(zip(papers, split, strict=True)):
+            if rows[n] is None:
+                rows[n] = np.full((len(sentences) + 1, 384), np.nan, dtype=np.float32)
+                for chunk in chunk_paper(paper, budget, overlap) or []:
+                    text = chunk.embed_text(paper.title)
+                    texts.append(text)
+                    spans.append(_spans(paper.title, sentences, text))
+                    owners.append(n)
+        self._fill(rows, texts, spans, owners)
+        texts, spans, owners = [], [], []
+        for n, sentences in enumerate(split):
+            for text, window in _tails(rows[n], (papers[n].title, *sentences), self.embedder.count_tokens):
+                texts.append(text)
+                spans.append(window)
+                owners.append(n)
+        self._fill(rows, texts, spans, owners, last=True)
+        return [r for r in rows if r is not None]
+
+    def _fill(
+        self,
+        rows: list[np.ndarray | None],
+        texts: list[str],
+        spans: list[list[tuple[int, int]]],
+        owners: list[int],
+        last: bool = False,
+    ) -> None:
+        """Pool the spans of texts (SPAN_BATCH per pass, by length) into their papers' empty rows; with `last`, a row
+        still empty (a sentence longer than the model's window) takes the mean of the rows around it."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), SPAN_BATCH):
+            part = order[start : start + SPAN_BATCH]
+            _, pooled = self.embedder.embed_spans([texts[i] for i in part], [spans[i] for i in part])
+            for i, vectors in zip(part, pooled, strict=True):
+                target = rows[owners[i]]
+                assert target is not None
+                for j, ((a, b), vector) in enumerate(zip(spans[i], vectors, strict=True)):
+                    if b > a and np.isnan(target[j]).any() and not np.isnan(vector).any():
+                        target[j] = vector
+        if last:
+            for target in rows:
+                if target is not None and np.isnan(target).any():
+                    target[np.isnan(target).any(axis=1)] = 0.0  # no token of it was ever seen: it matches nothing
+
 
     def _save(self, paper: Paper, sentences: tuple[str, ...], vectors: np.ndarray) -> None:
         """Write one paper's cache file; a failure only costs recomputation later."""
@@ -174,3 +271,46 @@ class SentenceCache:
             tmp.replace(path)
         except OSError as exc:
             log.warning("cannot write sentence cache %s: %s", path, exc)
+
+
+def _spans(title: str, sentences: Sequence[str], text: str) -> list[tuple[int, int]]:
+    """Spans of the title (at the start) and of each sentence found, in order, in an embedded text; (0, 0) for a
+    sentence the text does not hold."""
+    spans = [(0, len(title))] if text.startswith(title) else [(0, 0)]
+    cursor = len(title)
+    for sentence in sentences:
+        at = text.find(sentence, cursor)
+        if at < 0:
+            spans.append((0, 0))
+            continue
+        spans.append((at, at + len(sentence)))
+        cursor = at + len(sentence)
+    return spans
+
+
+def _tails(
+    rows: np.ndarray | None, parts: Sequence[str], count: Callable[[str], int]
+) -> list[tuple[str, list[tuple[int, int]]]]:
+    """Texts of the parts (title, sentences) whose rows are still empty, consecutive ones packed up to TAIL_TOKENS
+    word pieces per text, with every part's span in each text ((0, 0) for parts not in it)."""
+    if rows is None:
+        return []
+    groups: list[list[int]] = []
+    size = 0
+    for i in (i for i in range(len(parts)) if np.isnan(rows[i]).any()):
+        n = count(parts[i])
+        if groups and groups[-1][-1] == i - 1 and size + n <= TAIL_TOKENS:
+            groups[-1].append(i)
+            size += n
+        else:
+            groups.append([i])
+            size = n
+    out = []
+    for group in groups:
+        text = " ".join(parts[j] for j in group)
+        spans, at = [(0, 0)] * len(parts), 0
+        for j in group:
+            spans[j] = (at, at + len(parts[j]))
+            at += len(parts[j]) + 1
+        out.append((text, spans))
+    return out

@@ -70,6 +70,13 @@ class Settings(BaseSettings):
         "chosen on SciFact train (bench/retrieval.py).",
     )
     chunk_overlap_sentences: int = Field(default=1, ge=0, description="Sentences repeated between chunks.")
+    sentence_vectors_at_ingest: bool = Field(
+        default=True,
+        description="With MiniLM, ingest also keeps each abstract sentence's vector, pooled from its chunk's own "
+        "forward pass, plus one pass over the sentences past the model's 256-token window (about a quarter more "
+        "embedding; 1.5 KB per sentence in <data dir>/sentence_cache), so a first question embeds nothing but "
+        "itself. Off (large collections): they are pooled at the first question that needs them.",
+    )
 
     # --- retrieval -----------------------------------------------------------------------------------
     retrieval: Literal["hybrid", "dense", "bm25"] = Field(default="hybrid", description="Retrieval mode.")

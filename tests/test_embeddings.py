@@ -85,3 +85,34 @@ def test_make_embedder_defaults_to_offline_minilm_and_selects_openai() -> None:
     remote = make_embedder(settings)
     assert isinstance(remote, OpenAIEmbedding)
     assert (remote.model_name, remote.api_base) == ("nomic-embed", "http://127.0.0.1:9/v1")
+
+
+def test_span_vectors_pool_their_own_tokens_from_the_same_pass(embedder: MiniLMEmbedding) -> None:
+    """embed_spans gives embed()'s vectors, and each span the unit mean of its own tokens' states in that pass."""
+    text = "Vision Mamba for images.\nWe propose a bidirectional state space backbone. It beats DeiT on ImageNet."
+    first = text.index("We propose")
+    second = text.index("It beats")
+    spans = [(0, 23), (first, second - 1), (second, len(text))]
+    vectors, pooled = embedder.embed_spans([text, "short"], [spans, []])
+    assert np.allclose(vectors, embedder.embed([text, "short"]), atol=1e-6)
+    assert pooled[0].shape == (3, 384) and pooled[1].shape == (0, 384)
+    assert np.allclose(np.linalg.norm(pooled[0], axis=1), 1.0, atol=1e-5)
+    # by hand: the hidden states of the tokens inside the second span, averaged
+    enc = embedder._tokenizer.encode(text)
+    ids = np.array([enc.ids], dtype=np.int64)
+    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+    (hidden,) = embedder.session.run(None, feed)
+    inside = [i for i, (a, b) in enumerate(enc.offsets) if b > a and a >= first and b <= second - 1]
+    expected = hidden[0][inside].mean(axis=0)
+    assert np.allclose(pooled[0][1], expected / np.linalg.norm(expected), atol=1e-5)
+    # in context, not alone: the same sentence embedded by itself is a different (if similar) vector
+    alone = embedder.embed([text[first : second - 1]])[0]
+    assert 0.5 < float(alone @ pooled[0][1]) < 0.999
+
+
+def test_a_span_past_the_model_window_is_nan(embedder: MiniLMEmbedding) -> None:
+    """Tokens past 256 are never seen: a span ending there gets NaN, so the caller pools it in a pass of its own."""
+    text = "word " * 300
+    _, pooled = embedder.embed_spans([text], [[(0, 20), (1200, 1400)]])
+    assert not np.isnan(pooled[0][0]).any()
+    assert np.isnan(pooled[0][1]).all()

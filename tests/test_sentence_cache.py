@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from rag.embeddings import make_embedder
 from rag.loaders import DEFAULT_CORPUS, load_papers
 from rag.sentence_cache import SentenceCache
@@ -22,3 +24,54 @@ def test_memory_is_bounded_and_drops_the_least_recently_used(tmp_path: Path) -> 
     again = cache.get([papers[0]])[0]  # dropped from memory, read back from disk: the same vectors
     assert again.sentences == first[0].sentences
     assert (again.vectors == first[0].vectors).all()
+
+
+def _long_abstract_papers() -> list:
+    """Digest papers whose chunk is longer than MiniLM's 256-token window (most are)."""
+    from rag.embeddings import MiniLMEmbedding
+
+    papers = load_papers([DEFAULT_CORPUS]).papers
+    embedder = MiniLMEmbedding()
+    longer = [p for p in papers if embedder.count_tokens(f"{p.title}\n{p.abstract}") >= 254][:3]
+    assert len(longer) == 3
+    return longer
+
+
+def test_ingest_keeps_pooled_sentence_vectors_equal_to_pooling_at_question_time(tmp_path: Path) -> None:
+    """Vectors ingest pools from its chunk passes (plus the tails past the window) are the ones a question would pool
+    itself; a second cache reads them from disk without embedding anything."""
+    from rag import Assistant
+
+    papers = _long_abstract_papers()
+    ingested = Settings.load(data_dir=tmp_path / "ingested")
+    assistant = Assistant(ingested)
+    assistant.index.sync(papers, progress=False)
+    on_disk = SentenceCache.for_settings(assistant.embedder, ingested)
+    files = sorted(on_disk.cache_dir.glob("*.npz"))
+    assert len(files) == len(papers)
+
+    calls: list[int] = []
+    original = assistant.embedder.embed_spans
+    assistant.embedder.embed_spans = lambda *a, **k: calls.append(1) or original(*a, **k)  # type: ignore[method-assign]
+    read = on_disk.get(papers)
+    assert not calls  # nothing left to embed at the first question
+    assistant.embedder.embed_spans = original  # type: ignore[method-assign]
+
+    fresh = SentenceCache.for_settings(assistant.embedder, Settings.load(data_dir=tmp_path / "question-time"))
+    pooled = fresh.get(papers)
+    for a, b in zip(read, pooled, strict=True):
+        assert a.sentences == b.sentences
+        assert not np.isnan(a.vectors).any()
+        assert np.allclose(np.linalg.norm(a.vectors, axis=1), 1.0, atol=1e-5)  # the tails were filled too
+        assert np.allclose(a.vectors, b.vectors, atol=1e-5)
+
+
+def test_ingest_without_sentence_vectors_writes_none(tmp_path: Path) -> None:
+    """`sentence_vectors_at_ingest` off: ingest embeds only the chunks; the first question pools the sentences."""
+    from rag import Assistant
+
+    settings = Settings.load(data_dir=tmp_path, sentence_vectors_at_ingest=False)
+    assistant = Assistant(settings)
+    assistant.index.sync(_long_abstract_papers()[:1], progress=False)
+    cache = SentenceCache.for_settings(assistant.embedder, settings)
+    assert cache.cache_dir is not None and not list(cache.cache_dir.glob("*.npz"))
