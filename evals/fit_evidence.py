@@ -52,6 +52,9 @@ ANSWER_L2 = 5.0  # the answerability model sees one row per question, few of the
 # ... and only what says whether the best paper matches at all, not how it ranks against the other retrieved ones
 ANSWER_FEATURES = ("best_sentence", "best_cosine", "title_cosine", "term_coverage", "distinct_coverage", "exact_all",
                    "counted", "claim_cosine", "unmatched")  # fmt: skip
+# the own-sentence model: how well a sentence matches the question by itself, not against the other sources (BM25 is
+# scaled to the best sentence of all sources)
+OWN_SENTENCE_FEATURES = tuple(f for f in SENTENCE_FEATURES if f not in ("cosine_gap", "bm25", "paper_rank"))
 L2 = 1.0  # ridge penalty on standardized weights: keeps the fit stable on a few hundred dev items
 GRID = np.round(np.arange(0.02, 0.99, 0.01), 2)
 DISTINCT_GRID = np.round(np.arange(0.0, 0.55, 0.05), 2)
@@ -132,7 +135,9 @@ def _rescore(assistant: Assistant, samples: Sequence[Sample], model: EvidenceMod
         if sample.evidence is not None:
             ordered = [p.hit for p in sorted(sample.evidence.papers, key=lambda p: p.number)]
             focus = [p.hit.paper.id for p in sample.evidence.papers if p.named]
-            sample.evidence = score(sample.evidence.question, ordered, chain.cache, model, focus=focus)
+            references = sample.evidence.references
+            sample.evidence = score(sample.evidence.question, ordered, chain.cache, model, focus=focus,
+                                    references=references)  # fmt: skip
 
 
 def _best_threshold(scores: Sequence[float], labels: Sequence[bool], max_false_negative: float) -> float:
@@ -182,7 +187,8 @@ def _bootstrap_model() -> None:
         neutral = {
             name: LogisticModel(features, np.zeros(len(features)), np.ones(len(features)), np.zeros(len(features)),
                                 0.0).to_json()
-            for name, features in (("sentence", SENTENCE_FEATURES), ("paper", PAPER_FEATURES),
+            for name, features in (("sentence", SENTENCE_FEATURES), ("own_sentence", SENTENCE_FEATURES),
+                                   ("paper", PAPER_FEATURES),
                                    ("list_paper", PAPER_FEATURES), ("answer", PAPER_FEATURES))
         }  # fmt: skip
         thresholds = {"answer": 0.5, "list": 0.5, "quantity": 0.5}
@@ -207,7 +213,10 @@ def fit(gold: Path, data_dir: Path) -> dict[str, object]:
     x = np.vstack([s.evidence.sentence_rows for s in sentence_samples if s.evidence is not None])
     y = np.concatenate([_sentence_labels(s) for s in sentence_samples])
     sentence = fit_logistic(x, y, SENTENCE_FEATURES)
-    staged = EvidenceModel(sentence, chain_model.paper, chain_model.list_paper, chain_model.answer, 0.5, 0.5, 0.5)
+    own_sentence = fit_logistic(x, y, SENTENCE_FEATURES, only=OWN_SENTENCE_FEATURES)
+    staged = EvidenceModel(
+        sentence, own_sentence, chain_model.paper, chain_model.list_paper, chain_model.answer, 0.5, 0.5, 0.5
+    )
     _rescore(assistant, scored, staged)
     x = np.vstack([s.evidence.paper_rows for s in scored if s.evidence is not None])
     y = np.concatenate([_paper_labels(s) for s in scored])
@@ -216,7 +225,7 @@ def fit(gold: Path, data_dir: Path) -> dict[str, object]:
     x = np.vstack([s.evidence.paper_rows for s in lists if s.evidence is not None])
     y = np.concatenate([_paper_labels(s) for s in lists])
     list_paper = fit_logistic(x, y, PAPER_FEATURES, l2=LIST_L2)
-    model = EvidenceModel(sentence, paper, list_paper, chain_model.answer, 0.5, 0.5, 0.5)
+    model = EvidenceModel(sentence, own_sentence, paper, list_paper, chain_model.answer, 0.5, 0.5, 0.5)
     _rescore(assistant, scored, model)
     # answerable at all, from the best paper's features: answerable against unanswerable questions (a question that
     # names a paper passes the gate whatever its score, so it is left out)
@@ -225,7 +234,7 @@ def fit(gold: Path, data_dir: Path) -> dict[str, object]:
     x = np.vstack([s.evidence.paper_rows[s.evidence.papers[0].number - 1] for s in gated if s.evidence is not None])
     y = np.asarray([float(s.item.answerable) for s in gated])
     answer_model = fit_logistic(x, y, PAPER_FEATURES, l2=ANSWER_L2, only=ANSWER_FEATURES)
-    model = EvidenceModel(sentence, paper, list_paper, answer_model, 0.5, 0.5, 0.5)
+    model = EvidenceModel(sentence, own_sentence, paper, list_paper, answer_model, 0.5, 0.5, 0.5)
     _rescore(assistant, scored, model)
 
     # named papers pass the gate whatever their probability: the threshold is chosen on the other items
@@ -244,6 +253,7 @@ def fit(gold: Path, data_dir: Path) -> dict[str, object]:
     listing, min_distinct = _list_cutoffs(scored)
     return {
         "sentence": sentence.to_json(),
+        "own_sentence": own_sentence.to_json(),
         "paper": paper.to_json(),
         "list_paper": list_paper.to_json(),
         "answer": answer_model.to_json(),

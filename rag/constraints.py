@@ -19,7 +19,8 @@ from rag.types import Paper
 # paper that does the asked thing often names X as its contrast ("RAW rather than RGB"): only a named X is left out.
 _CONTRASTING = frozenset({"rather than", "instead of", "as opposed to", "unlike"})
 _EXCLUDING = re.compile(
-    r"\b(apart from|other than|except(?: for)?|excluding|aside from|besides|not counting|but not|leaving aside|"
+    r"\b(apart from|other than|except(?: for)?|excluding|aside from|outside of|besides|not counting|but not|"
+    r"leaving aside|"
     r"setting aside|rather than|instead of|as opposed to|unlike)\s+",
     re.IGNORECASE,
 )
@@ -38,6 +39,7 @@ MAX_PHRASE_WORDS = 3
 MAX_PLAIN_WORDS = 2
 MAX_LISTED_PHRASES = 4  # "other than A, B, C or D"
 MIN_CLAUSE_WORDS = 4  # words before the connective for a list of exclusions to follow a whole clause
+MAX_LEADING_WORDS = 14  # "Apart from <up to this many words>, which papers …": the whole opening clause is cut
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,11 @@ def parse(question: str) -> Constraints:
     kept: list[str] = []
     rest = question
     while match := _EXCLUDING.search(rest):
+        leading = not ("".join(kept) + rest[: match.start()]).strip()
+        if match.group(1).lower() == "outside of" and not leading:  # "outside of the lab" is a place, not a cut
+            kept.append(rest[: match.end()])
+            rest = rest[match.end() :]
+            continue
         kept.append(rest[: match.start()])
         tail = rest[match.end() :]
         tokens = _PHRASE_TOKEN.findall(tail)
@@ -114,10 +121,14 @@ def parse(question: str) -> Constraints:
             continue
         phrases = contrasted if " ".join(match.group(1).lower().split()) in _CONTRASTING else excluded
         phrases.extend(" ".join(tokens[start:end]) for start, end in items)
-        # cut the phrases' own words from the tail, keeping what follows them
+        # cut the phrases' own words from the tail, keeping what follows them; an opening clause ("Apart from the
+        # Mamba / state-space backbones, which …") is cut whole, up to its comma
         cut = 0
         for token in tokens[: items[-1][1]]:
             cut = tail.index(token, cut) + len(token)
+        comma = tail.find(",", cut)
+        if leading and comma >= 0 and len(tail[:comma].split()) <= MAX_LEADING_WORDS:
+            cut = comma + 1
         rest = tail[cut:]
     kept.append(rest)
     positive = re.sub(r"\s+([,;?.])", r"\1", " ".join("".join(kept).split()))

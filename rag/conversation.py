@@ -58,6 +58,7 @@ class Turn(Record):
     standalone: str
     follow_up: bool = False
     papers: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()  # the papers' names the rewrite put in for the reference: not terms of the question
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,9 @@ def resolve(question: str, history: Sequence[Message], lookup: Any = None) -> Tu
     named = cited if _WHICH_OF.search(text) else chosen
     names = [short_name(by_id[pid]) for pid in named if pid in by_id]
     standalone = _substitute(text, names, ref) if names else _LEAD.sub("", text)
-    return Turn(question=text, standalone=_capitalize(standalone), follow_up=True, papers=tuple(chosen))
+    return Turn(
+        question=text, standalone=_capitalize(standalone), follow_up=True, papers=tuple(chosen), names=tuple(names)
+    )
 
 
 def _substitute(question: str, names: Sequence[str], ref: _Reference) -> str:

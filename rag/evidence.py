@@ -39,7 +39,7 @@ SENTENCE_FEATURES: tuple[str, ...] = (
 PAPER_FEATURES: tuple[str, ...] = (
     "best_sentence", "second_sentence", "best_cosine", "cosine_gap", "title_cosine", "term_coverage",
     "distinct_coverage", "exact_coverage", "exact_all", "counted", "rank", "named", "best_gap", "claim_cosine",
-    "claim_coverage", "unmatched",
+    "claim_coverage", "unmatched", "own_best", "own_second",
 )  # fmt: skip
 
 # Paper features the composer also reads: distinguishing-term coverage, every exact term, what "how many" counts.
@@ -152,12 +152,16 @@ def squash(text: str) -> str:
     return _SQUASH.sub("", text.lower().replace("×", "x"))
 
 
-def exact_terms(question: str, hits: Sequence[Hit]) -> list[str]:
-    """Datasets, metrics, numbers and other exact terms of a question ('COCO', 'ImageNet-V2', '512'), names excluded.
+def exact_terms(question: str, hits: Sequence[Hit], references: Sequence[str] = ()) -> list[str]:
+    """Datasets, metrics, numbers and other exact terms of a question ('COCO', 'ImageNet-V2', '512'), names excluded:
+    the sources' names and the `references` a follow-up's rewrite put in ("which of A and B has code").
 
     A paper that never says 'KITTI' cannot answer a question about KITTI, however close it is otherwise.
     """
-    names = " ".join(squash(alias) for hit in hits for alias in (*aliases(hit.paper), short_name(hit.paper)))
+    names = " ".join(
+        [squash(alias) for hit in hits for alias in (*aliases(hit.paper), short_name(hit.paper))]
+        + [squash(name) for name in references]
+    )
     bounds = {squash(n) for m in _THRESHOLD.finditer(question) for n in m.groups() if n}
     terms = []
     for token in (_DESCRIPTIVE_SUFFIX.sub("", t) for t in _TOKEN.findall(question)):
@@ -250,6 +254,7 @@ class EvidenceModel:
     """The sentence, paper, list-paper and answerability models and the thresholds calibrated with them on dev."""
 
     sentence: LogisticModel
+    own_sentence: LogisticModel  # the sentence model without the features relative to the other retrieved papers
     paper: LogisticModel
     list_paper: LogisticModel
     answer: LogisticModel
@@ -265,6 +270,7 @@ def load_model(path: Path = MODEL_PATH) -> EvidenceModel:
     raw = json.loads(path.read_text(encoding="utf-8"))
     return EvidenceModel(
         sentence=LogisticModel.from_json(raw["sentence"], SENTENCE_FEATURES),
+        own_sentence=LogisticModel.from_json(raw["own_sentence"], SENTENCE_FEATURES),
         paper=LogisticModel.from_json(raw["paper"], PAPER_FEATURES),
         list_paper=LogisticModel.from_json(raw["list_paper"], PAPER_FEATURES),
         answer=LogisticModel.from_json(raw["answer"], PAPER_FEATURES),
@@ -316,6 +322,7 @@ class Evidence:
     sentence_rows: np.ndarray
     paper_rows: np.ndarray
     strength: float = 0.0  # probability that the collection answers the question at all (the answerability model)
+    references: tuple[str, ...] = ()  # names a follow-up's rewrite put in (`score`'s argument)
 
     def listed(self, model: EvidenceModel) -> list[PaperEvidence]:
         """The papers a list question lists on their own evidence: likely enough under the list model, and holding
@@ -372,10 +379,12 @@ def score(
     cache: SentenceCache,
     model: EvidenceModel | None = None,
     focus: Sequence[str] = (),
+    references: Sequence[str] = (),
 ) -> Evidence:
     """Score every usable sentence of the numbered sources and every source against the question; papers best first.
 
-    A paper the question names, or one a follow-up points at (`focus`: paper ids), counts as named. Sentences that
+    A paper the question names, or one a follow-up points at (`focus`: paper ids), counts as named; the names a
+    follow-up's rewrite put in (`references`) are not exact terms the answer must hold. Sentences that
     address a model, carry markup or are only a link are never evidence (`rag.text.is_evidence`).
     """
     model = model or load_model()
@@ -395,7 +404,7 @@ def score(
     texts = [papers[n].sentences[i] for n, i in flat]
     bm25 = _bm25_scores(plain, texts)
     q_terms = key_terms(plain)
-    exact = exact_terms(asked, hits)
+    exact = exact_terms(asked, hits, references)
     optional = alternatives(asked, exact)
     counted = counted_nouns(question)
     cos_all = [ps.sentence_vectors @ (q_plain if named[n] else q) for n, ps in enumerate(papers)]
@@ -422,13 +431,18 @@ def score(
         meta.append((n, i, has_number, tied or (has_number and _unit_match(question, text)), contribution))
     sentence_rows = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(SENTENCE_FEATURES))
     probs = model.sentence.prob(sentence_rows)
+    # a sentence's match on its own: a list judges each paper by it, not by how it ranks behind the best paper
+    own_probs = model.own_sentence.prob(sentence_rows)
+    own: dict[int, list[float]] = {}
+    for (n, *_), p in zip(meta, own_probs, strict=True):
+        own.setdefault(n, []).append(float(p))
     by_paper: dict[int, list[ScoredSentence]] = {}
     for (n, i, has_number, tied, contribution), p in zip(meta, probs, strict=True):
         by_paper.setdefault(n, []).append(
             ScoredSentence(n + 1, i, papers[n].sentences[i], float(cos_all[n][i]), float(p), has_number, tied,
                            contribution)
         )  # fmt: skip
-    paper_rows = _paper_rows(hits, papers, by_paper, named, q, q_terms, exact, optional, counted, best_cos)
+    paper_rows = _paper_rows(hits, papers, by_paper, own, named, q, q_terms, exact, optional, counted, best_cos)
     paper_probs = model.paper.prob(paper_rows)
     # a list question's papers are judged by a model fit on list questions alone: there, being behind the best
     # paper says little, while for a fact it says much
@@ -447,13 +461,14 @@ def score(
     # answerable at all: the best paper's evidence judged by a model fit on answerable against unanswerable questions
     # (the paper model ranks papers within a question, so its top probability says little about off-topic ones)
     strength = float(model.answer.prob(paper_rows[evidence[0].number - 1 : evidence[0].number])[0]) if evidence else 0.0
-    return Evidence(question, kind, quantity, tuple(evidence), sentence_rows, paper_rows, strength)
+    return Evidence(question, kind, quantity, tuple(evidence), sentence_rows, paper_rows, strength, tuple(references))
 
 
 def _paper_rows(
     hits: Sequence[Hit],
     papers: Sequence[PaperSentences],
     by_paper: dict[int, list[ScoredSentence]],
+    own: dict[int, list[float]],
     named: Sequence[bool],
     q: np.ndarray,
     q_terms: frozenset[str],
@@ -476,6 +491,7 @@ def _paper_rows(
     rows = []
     for n, (hit, ps) in enumerate(zip(hits, papers, strict=True)):
         probs = sorted((s.prob for s in by_paper.get(n, [])), reverse=True)
+        own_probs = sorted(own.get(n, []), reverse=True)
         cosines = [s.cosine for s in by_paper.get(n, [])]
         paper_cos = max([float(ps.title_vector @ q), *cosines])
         covered = q_terms & term_sets[n]
@@ -492,6 +508,7 @@ def _paper_rows(
             1.0 / (hit.rank if hit.rank else n + 1), float(named[n]), (probs[0] if probs else 0.0) - top_prob,
             max([float(ps.title_vector @ q), *(x.cosine for x in claims)]),
             len(q_terms & claim_terms) / len(q_terms) if q_terms else 0.0, unmatched,
+            own_probs[0] if own_probs else 0.0, own_probs[1] if len(own_probs) > 1 else 0.0,
         ])  # fmt: skip
     return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(PAPER_FEATURES))
 

@@ -33,6 +33,15 @@ def digest() -> list[Paper]:
         ("Which backbones mix convolution and attention, as opposed to pure transformers, ConvNets or MLPs?",
          "Which backbones mix convolution and attention?", ("pure transformers", "ConvNets", "MLPs")),
         ("Which papers, apart from MaxViT, use SAM or LoRA?", "Which papers, use SAM or LoRA?", ("MaxViT",)),
+        # an opening exclusion is cut whole, up to its comma, whatever its phrase's length
+        ("Other than the diffusion / flow-matching generators, which papers report FID?", "which papers report FID?",
+         ("the diffusion",)),
+        ("Apart from the Stable Diffusion distillation papers, which works prune weights?",
+         "which works prune weights?", ("the Stable Diffusion",)),
+        ("Outside of medical imaging, which papers use SAM?", "which papers use SAM?", ("medical imaging",)),
+        # "outside of" later in a question is a place, not an exclusion
+        ("Which models generalise outside of the training distribution?",
+         "Which models generalise outside of the training distribution?", ()),
     ],
 )  # fmt: skip
 def test_parse_cuts_the_excluded_phrase(question: str, positive: str, excluded: tuple[str, ...]) -> None:

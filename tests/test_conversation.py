@@ -55,6 +55,7 @@ def test_follow_ups_resolve_to_the_cited_papers(question, history, papers, stand
     assert turn.follow_up
     assert turn.papers == papers
     assert turn.standalone == standalone
+    assert turn.names and all(name in turn.standalone for name in turn.names)  # what the rewrite put in
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,37 @@ def test_the_shipped_model_matches_the_code_features() -> None:
     assert model.list_paper.features == PAPER_FEATURES and model.answer.features == PAPER_FEATURES
     assert 0 < model.answer_threshold < 1 and 0 < model.list_threshold < 1
     assert np.any(model.paper.weights != 0), "the model file holds fitted weights, not the bootstrap zeros"
+    own = model.own_sentence
+    assert own.features == SENTENCE_FEATURES
+    relative = [SENTENCE_FEATURES.index(f) for f in ("cosine_gap", "bm25", "paper_rank")]
+    assert np.all(own.weights[relative] == 0) and np.any(own.weights != 0)
+
+
+def test_names_a_follow_up_put_in_are_not_exact_terms() -> None:
+    """"Which of PIQA and Model-Based ISP has code, trained on LSVQ?": the names refer, only LSVQ constrains."""
+    question = "Which of PIQA and Model-Based ISP has code, and is it trained on LSVQ?"
+    assert set(exact_terms(question, [])) >= {"PIQA", "Model-Based", "ISP", "LSVQ"}
+    assert exact_terms(question, [], references=["PIQA", "Model-Based ISP"]) == ["LSVQ"]
+
+
+def test_a_papers_own_evidence_does_not_depend_on_the_other_sources(tmp_path) -> None:
+    """A list judges each paper by its own match: adding a stronger source lowers a paper's relative sentence
+    probability, never its own-sentence features."""
+    from rag import Assistant, Settings
+    from rag.evidence import score
+
+    assistant = Assistant(Settings.load(data_dir=tmp_path, llm="extractive"))
+    question = "Which papers prune training data to beat power-law scaling?"
+    hits = assistant.search(question, k=5)
+    weaker = hits[1:]  # without the best source
+    cache = assistant._chain("extractive").cache
+    with_best = score(question, hits, cache)
+    without = score(question, weaker, cache)
+    own = [PAPER_FEATURES.index(f) for f in ("own_best", "own_second")]
+    best = PAPER_FEATURES.index("best_sentence")
+    a, b = with_best.paper_rows[1:], without.paper_rows
+    assert np.allclose(a[:, own], b[:, own])
+    assert not np.allclose(a[:, best], b[:, best])
 
 
 def test_logistic_fit_recovers_the_informative_feature() -> None:
