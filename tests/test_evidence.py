@@ -76,6 +76,9 @@ def test_logistic_fit_recovers_the_informative_feature() -> None:
     [
         ("Which papers propose Mamba-based vision backbones?", QueryType.LIST),
         ("Compare MaxViT and GroupMamba on ImageNet.", QueryType.LIST),
+        ("Which fine-tuning methods train under 1% of the weights?", QueryType.LIST),  # hyphenated modifiers
+        ("Which detection or segmentation models work zero-shot?", QueryType.LIST),
+        ("Which class-conditional image generators beat an FID of 2?", QueryType.LIST),
         ("Summarise the composite backbone detector paper.", QueryType.SUMMARY),
         ("What is the core idea of dropping image tokens progressively?", QueryType.SUMMARY),
         ("What is MaxViT?", QueryType.SUMMARY),
