@@ -20,7 +20,6 @@ from rag.conversation import Turn, resolve, rewrite_with_llm
 from rag.errors import LLMError
 from rag.evidence import Evidence, QueryType, load_model, query_type, score
 from rag.limits import clean_question
-from rag.llm import ChatBackend, Deadline, make_llm
 from rag.prompts import ABSTAIN_PHRASE, build_answer_prompt, load_prompts
 from rag.sentence_cache import SentenceCache
 from rag.settings import Settings
@@ -29,6 +28,8 @@ from rag.types import Answer, Hit, Message, Paper, SearchFilters
 if TYPE_CHECKING:
     from llama_index.core.base.embeddings.base import BaseEmbedding
     from llama_index.core.llms import LLM
+
+    from rag.llm import ChatBackend, Deadline
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,9 @@ class AnswerChain:
         if self.backend_name == "extractive":
             return None
         if self._backend is None:
+            # imported here: llama-index and openai take about 4 s to import, which the extractive backend never needs
+            from rag.llm import ChatBackend, make_llm
+
             llm = self._llm or make_llm(self.settings)
             self._backend = ChatBackend.from_settings(llm, self.backend_name, self.settings)
         return self._backend
