@@ -261,7 +261,9 @@ def real_ingest(args: argparse.Namespace) -> dict[str, Any]:
         return time.perf_counter() - t0, time.process_time() - c0
 
     def ingest(sentence_vectors: bool) -> tuple[float, float]:
-        settings = base.model_copy(update={"sentence_vectors_at_ingest": sentence_vectors})
+        # a folder per variant: chromadb caches its client per path for the life of the process
+        folder = base.data_dir / f"vectors-{sentence_vectors}"
+        settings = base.model_copy(update={"sentence_vectors_at_ingest": sentence_vectors, "data_dir": folder})
         shutil.rmtree(settings.data_dir, ignore_errors=True)
         index = PaperIndex(settings, embedder, COLLECTION)
         index.sync([gen.paper(20_000_000)[0]], progress=False)  # one-time start-up (collection, lexical file)
