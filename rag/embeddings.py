@@ -52,6 +52,7 @@ MINILM_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a
 TOKENIZER_PATH = Path(__file__).parent / "data" / "minilm-tokenizer.json"
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
 MAX_SEQ_TOKENS = 256  # the model was trained with 256-token inputs; its tokenizer.json says 128
+MINILM_DIMENSION = 384
 
 
 def minilm_model_path() -> Path:
@@ -156,7 +157,7 @@ class MiniLMEmbedding:
         (beyond its 256 tokens) gets a row of NaN.
         """
         if not texts:
-            return np.zeros((0, 384), dtype=np.float32), []
+            return np.zeros((0, MINILM_DIMENSION), dtype=np.float32), []
         encodings = self._tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rag.chunking import chunk_paper, split_sentences
+from rag.embeddings import MINILM_DIMENSION
 from rag.types import Paper
 
 if TYPE_CHECKING:
@@ -217,7 +218,7 @@ class SentenceCache:
         owners: list[int] = []
         for n, (paper, sentences) in enumerate(zip(papers, split, strict=True)):
             if rows[n] is None:
-                rows[n] = np.full((len(sentences) + 1, 384), np.nan, dtype=np.float32)
+                rows[n] = np.full((len(sentences) + 1, MINILM_DIMENSION), np.nan, dtype=np.float32)
                 for chunk in chunk_paper(paper, budget, overlap) or []:
                     text = chunk.embed_text(paper.title)
                     texts.append(text)
@@ -241,23 +242,24 @@ class SentenceCache:
         owners: list[int],
         last: bool = False,
     ) -> None:
-        """Pool the spans of texts (SPAN_BATCH per pass, by length) into their papers' empty rows; with `last`, a row
-        still empty (a sentence longer than the model's window) takes the mean of the rows around it."""
+        """Pool the spans of texts (SPAN_BATCH per pass, by length) into their papers' empty rows, the first text
+        holding a span whole winning (a paper's chunks in order, as at ingest); with `last`, a row still empty (a
+        sentence longer than the model's window) is set to zeros: it matches nothing."""
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        pooled: dict[int, np.ndarray] = {}
         for start in range(0, len(order), SPAN_BATCH):
             part = order[start : start + SPAN_BATCH]
-            _, pooled = self.embedder.embed_spans([texts[i] for i in part], [spans[i] for i in part])
-            for i, vectors in zip(part, pooled, strict=True):
-                target = rows[owners[i]]
-                assert target is not None
-                for j, ((a, b), vector) in enumerate(zip(spans[i], vectors, strict=True)):
-                    if b > a and np.isnan(target[j]).any() and not np.isnan(vector).any():
-                        target[j] = vector
+            _, vectors = self.embedder.embed_spans([texts[i] for i in part], [spans[i] for i in part])
+            pooled.update(zip(part, vectors, strict=True))
+        for i in range(len(texts)):
+            target = rows[owners[i]]
+            assert target is not None
+            fill = np.isnan(target).any(axis=1) & ~np.isnan(pooled[i]).any(axis=1)
+            target[fill] = pooled[i][fill]
         if last:
             for target in rows:
                 if target is not None and np.isnan(target).any():
-                    target[np.isnan(target).any(axis=1)] = 0.0  # no token of it was ever seen: it matches nothing
-
+                    target[np.isnan(target).any(axis=1)] = 0.0
 
     def _save(self, paper: Paper, sentences: tuple[str, ...], vectors: np.ndarray) -> None:
         """Write one paper's cache file; a failure only costs recomputation later."""

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.chunking import chunk_paper
 from rag.embeddings import make_embedder
 from rag.loaders import DEFAULT_CORPUS, load_papers
 from rag.sentence_cache import SentenceCache
@@ -27,14 +28,16 @@ def test_memory_is_bounded_and_drops_the_least_recently_used(tmp_path: Path) -> 
 
 
 def _long_abstract_papers() -> list:
-    """Digest papers whose chunk is longer than MiniLM's 256-token window (most are)."""
+    """Digest papers whose chunk is longer than MiniLM's 256-token window (most are), and one long enough for two
+    overlapping chunks (two abstracts in one)."""
     from rag.embeddings import MiniLMEmbedding
 
     papers = load_papers([DEFAULT_CORPUS]).papers
     embedder = MiniLMEmbedding()
     longer = [p for p in papers if embedder.count_tokens(f"{p.title}\n{p.abstract}") >= 254][:3]
     assert len(longer) == 3
-    return longer
+    joined = " ".join(p.abstract for p in papers[10:13])
+    return [*longer, papers[10].model_copy(update={"id": "joined", "abstract": joined})]
 
 
 def test_ingest_keeps_pooled_sentence_vectors_equal_to_pooling_at_question_time(tmp_path: Path) -> None:
@@ -49,6 +52,7 @@ def test_ingest_keeps_pooled_sentence_vectors_equal_to_pooling_at_question_time(
     on_disk = SentenceCache.for_settings(assistant.embedder, ingested)
     files = sorted(on_disk.cache_dir.glob("*.npz"))
     assert len(files) == len(papers)
+    assert len(chunk_paper(papers[-1], ingested.chunk_tokens, ingested.chunk_overlap_sentences)) >= 2
 
     calls: list[int] = []
     original = assistant.embedder.embed_spans
