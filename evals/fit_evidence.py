@@ -5,6 +5,7 @@
 Labels come from the gold items, never from the test split:
 - sentence model: an abstract sentence of a gold paper that holds one of the item's must_include strings answers
   the question (factoid, which_paper, follow_up and topic_switch items); every other retrieved sentence does not;
+  the own-sentence model: the same labels, without the features that compare a sentence with the other sources';
 - paper model: a retrieved paper answers when it is one of the item's gold papers (all types; for unanswerable
   items no paper does); the list-paper model: the same labels, on list questions only;
 - answerability model: the best paper's features of each question not naming a paper, labelled by whether the
@@ -197,7 +198,7 @@ def _bootstrap_model() -> None:
 
 
 def fit(gold: Path, data_dir: Path) -> dict[str, object]:
-    """Fit the four models and the thresholds on a dev gold file; return the data file's content."""
+    """Fit the five models and the thresholds on a dev gold file; return the data file's content."""
     _bootstrap_model()
     assistant = Assistant(Settings(data_dir=data_dir, llm="extractive"))
     assistant.ensure_ready()

@@ -142,7 +142,7 @@ class AnswerChain:
         if not hits:
             yield from _finish(Answer(text=abstain_text(NOTHING_FOUND), abstained=True, timings_ms=run.done(), **base))
             return
-        evidence = score(turn.standalone, hits, self.cache, self.model, focus=turn.papers, references=turn.names)
+        evidence = self._evidence(turn, hits)
         run.stage("evidence")
         if backend is None:
             yield from self._extractive(run, evidence, hits, base, model=self.cache.model_name)
@@ -163,10 +163,11 @@ class AnswerChain:
         text = validate_question(question, self.settings.max_question_chars)
         turn = resolve(text, history, self.lookup)
         hits = self._hits(turn, None, None)
-        evidence = None
-        if hits:
-            evidence = score(turn.standalone, hits, self.cache, self.model, focus=turn.papers, references=turn.names)
-        return Prepared(turn, hits, evidence)
+        return Prepared(turn, hits, self._evidence(turn, hits) if hits else None)
+
+    def _evidence(self, turn: Turn, hits: list[Hit]) -> Evidence:
+        """The sources scored against the turn's standalone question, the papers it points at counted as named."""
+        return score(turn.standalone, hits, self.cache, self.model, focus=turn.papers, references=turn.names)
 
     def turn(self, question: str, history: Sequence[Message], deadline: Deadline | None = None) -> Turn:
         """How the question relates to the conversation: standalone, or a follow-up over the papers it means."""

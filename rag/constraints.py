@@ -20,8 +20,7 @@ from rag.types import Paper
 _CONTRASTING = frozenset({"rather than", "instead of", "as opposed to", "unlike"})
 _EXCLUDING = re.compile(
     r"\b(apart from|other than|except(?: for)?|excluding|aside from|outside of|besides|not counting|but not|"
-    r"leaving aside|"
-    r"setting aside|rather than|instead of|as opposed to|unlike)\s+",
+    r"leaving aside|setting aside|rather than|instead of|as opposed to|unlike)\s+",
     re.IGNORECASE,
 )
 _WANTS_CODE = re.compile(

@@ -166,7 +166,7 @@ class MiniLMEmbedding:
         weights = mask[:, :, None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         pooled_spans = [_pool_spans(h, e, s) for h, e, s in zip(hidden, encodings, spans, strict=True)]
-        return unit_rows(pooled), pooled_spans
+        return normalize_rows(pooled), pooled_spans
 
     def count_tokens(self, text: str) -> int:
         """Word pieces of a text without the two special tokens, counted up to the model window (MAX_SEQ_TOKENS)."""
@@ -198,9 +198,10 @@ class MiniLMEmbedding:
         return await asyncio.to_thread(self.get_text_embedding_batch, texts)
 
 
-def unit_rows(matrix: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (rows of zeros stay zero, rows of NaN stay NaN)."""
-    return matrix / np.clip(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12, None)
+def normalize_rows(matrix: np.ndarray) -> np.ndarray:
+    """Scale each row to unit length (rows of zeros stay zero, rows of NaN stay NaN)."""
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms == 0, 1.0, norms)
 
 
 def _pool_spans(hidden: np.ndarray, encoding: Any, spans: list[tuple[int, int]]) -> np.ndarray:
@@ -215,7 +216,7 @@ def _pool_spans(hidden: np.ndarray, encoding: Any, spans: list[tuple[int, int]])
         inside = real & (offsets[:, 0] >= start) & (offsets[:, 1] <= end)
         if end <= seen and inside.any():
             out[n] = hidden[inside].mean(axis=0)
-    return unit_rows(out)
+    return normalize_rows(out)
 
 
 def make_embedder(settings: Settings) -> Embedder:

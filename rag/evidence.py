@@ -253,7 +253,8 @@ class LogisticModel:
 
 @dataclass(frozen=True)
 class EvidenceModel:
-    """The sentence, paper, list-paper and answerability models and the thresholds calibrated with them on dev."""
+    """The sentence, own-sentence, paper, list-paper and answerability models and the thresholds calibrated with
+    them on dev."""
 
     sentence: LogisticModel
     own_sentence: LogisticModel  # the sentence model without the features relative to the other retrieved papers

@@ -21,7 +21,7 @@ import numpy as np
 from rag.embeddings import MiniLMEmbedding, compatible_model_ids, make_embedder
 from rag.errors import CorpusError, ModelError
 from rag.lexical import IndexedPaper
-from rag.sentence_cache import SentenceCache
+from rag.sentence_cache import SentenceCache, merge_pooled
 from rag.store import MODEL_KEY, STAMP_KEY, chunk_metadata, head_id
 from rag.types import Chunk, EmbeddedPaper, IngestSummary, Paper
 
@@ -193,9 +193,7 @@ class Ingest:
             vectors = np.empty((len(rows), embedded.shape[1]), dtype=np.float32)
             vectors[todo] = embedded
             for i, found in zip(todo, span_vectors, strict=True) if span_vectors is not None else ():
-                target = pooled.setdefault(rows[i][0].id, np.full_like(found, np.nan))
-                fill = np.isnan(target).any(axis=1) & ~np.isnan(found).any(axis=1)  # the first chunk to see it
-                target[fill] = found[fill]
+                merge_pooled(pooled.setdefault(rows[i][0].id, np.full_like(found, np.nan)), found)
         for i, (paper, _, _) in enumerate(rows):
             if isinstance(paper, EmbeddedPaper):
                 vector = self._supplied(paper)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rag.chunking import chunk_paper, split_sentences
-from rag.embeddings import MINILM_DIMENSION
+from rag.embeddings import MINILM_DIMENSION, normalize_rows
 from rag.types import Paper
 
 if TYPE_CHECKING:
@@ -58,12 +58,6 @@ class PaperSentences:
     def sentence_vectors(self) -> np.ndarray:
         """Embeddings of the abstract sentences, one row per sentence."""
         return self.vectors[1:]
-
-
-def normalize_rows(matrix: np.ndarray) -> np.ndarray:
-    """Scale each row to unit length (rows of zeros stay zero)."""
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return matrix / np.where(norms == 0, 1.0, norms)
 
 
 class SentenceCache:
@@ -254,8 +248,7 @@ class SentenceCache:
         for i in range(len(texts)):
             target = rows[owners[i]]
             assert target is not None
-            fill = np.isnan(target).any(axis=1) & ~np.isnan(pooled[i]).any(axis=1)
-            target[fill] = pooled[i][fill]
+            merge_pooled(target, pooled[i])
         if last:
             for target in rows:
                 if target is not None and np.isnan(target).any():
@@ -273,6 +266,13 @@ class SentenceCache:
             tmp.replace(path)
         except OSError as exc:
             log.warning("cannot write sentence cache %s: %s", path, exc)
+
+
+def merge_pooled(target: np.ndarray, found: np.ndarray) -> None:
+    """Fill the rows of `target` still empty (NaN) with the rows `found` holds: the first pass to see a sentence
+    whole gives its vector (a paper's chunks in order, at ingest and at question time alike)."""
+    fill = np.isnan(target).any(axis=1) & ~np.isnan(found).any(axis=1)
+    target[fill] = found[fill]
 
 
 def _spans(title: str, sentences: Sequence[str], text: str) -> list[tuple[int, int]]:

@@ -73,9 +73,9 @@ class Settings(BaseSettings):
     sentence_vectors_at_ingest: bool = Field(
         default=True,
         description="With MiniLM, ingest also keeps each abstract sentence's vector, pooled from its chunk's own "
-        "forward pass, plus one pass over the sentences past the model's 256-token window (about a quarter more "
-        "embedding; 1.5 KB per sentence in <data dir>/sentence_cache), so a first question embeds nothing but "
-        "itself. Off (large collections): they are pooled at the first question that needs them.",
+        "forward pass, plus one pass over the sentences past the model's 256-token window (a quarter to a half more "
+        "embedding, by abstract length; 1.5 KB per sentence in <data dir>/sentence_cache), so a first question "
+        "embeds nothing but itself. Off (large collections): they are pooled at the first question that needs them.",
     )
 
     # --- retrieval -----------------------------------------------------------------------------------
