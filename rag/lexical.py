@@ -38,6 +38,8 @@ _WORD = re.compile(r"(?u)\b\w\w+\b")  # the tokens bm25s indexes: words of two o
 NO_YEAR = np.iinfo(np.int32).min
 FANOUT = 8  # segments of one level merged into one of the next
 MAX_LEVEL = 3  # segments this big are never merged again: adding a batch never rewrites the whole index
+SEARCH_MMAP_BYTES = 1 << 40  # the whole file (SQLite caps it, at 2 GiB in common builds); read pages only
+PRUNE_MARGIN = 1e-3  # slack on the pruning bound, far above float32 rounding of BM25 sums
 SCHEMA_VERSION = "2"  # an index written by another version is rebuilt from Chroma (rag/index.py)
 _PAPER_FIELDS = ("title", "abstract", "url", "code_urls", "source", "year", "authors")
 
@@ -104,12 +106,16 @@ class LexicalIndex:
             ) from exc
         self._uuid = ""
         self._gen = -1
+        self._mapped = False  # set by the first search; a writer that never searches keeps its memory small
         self._clear_columns()
 
     def _clear_columns(self) -> None:
         """Forget the in-memory per-row columns (they are reloaded from the database)."""
         self._alive = np.zeros(0, dtype=bool)
         self._n_docs, self._avgdl = 0, 1.0  # committed chunks and their mean length, for BM25
+        self._rows = 0  # rows ever committed: alive ones plus dead ones
+        self._norm_key: tuple[int, float, float] | None = None
+        self._norm, self._shortest = np.zeros(0, dtype=np.float32), 0.0
         self._length = np.zeros(0, dtype=np.float32)
         self._year = np.zeros(0, dtype=np.int32)
         self._has_code = np.zeros(0, dtype=bool)
@@ -175,6 +181,7 @@ class LexicalIndex:
             self._source[idx] = [self._sources.setdefault(s, len(self._sources)) for s in source]
         if dead:
             self._alive[np.asarray(dead, dtype=np.int64)] = False
+        self._rows = max(self._rows, top)
         self._n_docs = int(self._alive.sum())
         self._avgdl = float(self._length[self._alive].mean()) if self._n_docs else 1.0
         self._gen = gen
@@ -204,6 +211,9 @@ class LexicalIndex:
             return []
         with self._lock:
             try:
+                if not self._mapped:  # searching reads posting blobs over and over: map the file instead of copying
+                    self._db.execute(f"PRAGMA mmap_size={SEARCH_MMAP_BYTES}")
+                    self._mapped = True
                 self._db.execute("BEGIN")  # one snapshot for the columns, the postings and the names
                 try:
                     self._refresh()
@@ -212,8 +222,7 @@ class LexicalIndex:
                         for t in terms
                     ]
                     keep = self._mask(filters)
-                    scores = self._score(postings, keep, k1, b)
-                    best = _top(scores, n)
+                    best, scores = self._best(postings, keep, k1, b, n)
                     names = self._names(best)
                 finally:
                     self._db.execute("COMMIT")
@@ -222,13 +231,13 @@ class LexicalIndex:
                     f"cannot read the lexical index {self.path}: {exc}; check the data directory (a re-run of the "
                     "ingest rebuilds a damaged index from Chroma if you delete this file)"
                 ) from exc
-        return [(*names[int(r)], float(scores[r])) for r in best if int(r) in names]
+        return [(*names[int(r)], float(x)) for r, x in zip(best, scores, strict=True) if int(r) in names]
 
-    def _mask(self, filters: SearchFilters | None) -> np.ndarray:
-        """Rows that are committed and pass the filters."""
+    def _mask(self, filters: SearchFilters | None) -> np.ndarray | None:
+        """Rows that are committed and pass the filters; None when that is every row a posting names."""
+        if filters is None or filters == SearchFilters():
+            return None if self._rows == self._n_docs else self._alive.copy()
         keep = self._alive.copy()
-        if filters is None:
-            return keep
         if filters.has_code is not None:
             keep &= self._has_code == filters.has_code
         if filters.year_min is not None:
@@ -252,29 +261,64 @@ class LexicalIndex:
             rows += [r for (r,) in self._db.execute(f"SELECT row FROM chunks WHERE paper_id IN ({marks})", part)]
         return np.asarray(rows, dtype=np.int64)
 
-    def _score(self, postings: list[list[tuple[bytes, bytes]]], keep: np.ndarray, k1: float, b: float) -> np.ndarray:
-        """BM25 score per row (0 for rows without a query term or filtered out)."""
+    def _best(
+        self, postings: list[list[tuple[bytes, bytes]]], keep: np.ndarray | None, k1: float, b: float, n: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of the n best BM25 scores among the rows passing `keep` (best first, ties by row), and the scores.
+
+        MaxScore (Turtle and Flood, 1995), exact: terms are added rarest first, and the n best rows so far are kept
+        (a row's score changes only when the term at hand holds it, so the new n best are among the old ones and the
+        term's own n best). A term adds at most idf * tf_max / (tf_max + shortest norm) to a row; once the terms left
+        can add less than the n-th best score so far, only rows already that close to it are scored further, so
+        the frequent terms cost a cheap filter instead of the full BM25 arithmetic.
+        """
         scores = np.zeros(len(self._alive), dtype=np.float32)
-        alive, n_docs, avgdl = self._alive, self._n_docs, self._avgdl or 1.0
-        if n_docs == 0:
-            return scores
+        best = np.zeros(0, dtype=np.int64)
+        if self._n_docs == 0:
+            return best, scores[best]
+        norm, shortest = self._norms(k1, b)
+        terms: list[tuple[float, float, list[tuple[np.ndarray, np.ndarray]]]] = []
         for blobs in postings:
-            if not blobs:
-                continue
-            rows = np.concatenate([np.frombuffer(r, dtype=np.int32) for r, _ in blobs])
-            tfs = np.concatenate([np.frombuffer(t, dtype=np.uint16) for _, t in blobs]).astype(np.float32)
-            inside = rows < len(alive)
-            rows, tfs = rows[inside], tfs[inside]
-            live = alive[rows]
-            df = int(live.sum())
-            if df == 0:
-                continue
-            idf = math.log(1 + (n_docs - df + 0.5) / (df + 0.5))
-            ok = keep[rows]
-            rows, tfs = rows[ok], tfs[ok]
-            norm = k1 * (1 - b + b * self._length[rows] / avgdl)
-            scores[rows] += idf * tfs / (tfs + norm)
-        return scores
+            parts = [(np.frombuffer(r, dtype=np.int32), np.frombuffer(t, dtype=np.uint16)) for r, t in blobs]
+            df = sum(len(r) for r, _ in parts)
+            if df and self._rows != self._n_docs:  # postings keep the rows of deleted chunks: count the live ones
+                df = sum(int(self._alive[r].sum()) for r, _ in parts)
+            if df:
+                idf = math.log(1 + (self._n_docs - df + 0.5) / (df + 0.5))
+                tf_max = max(int(t.max()) for _, t in parts if len(t))
+                terms.append((idf, idf * tf_max / (tf_max + shortest), parts))
+        terms.sort(key=lambda term: -term[0])
+        left = sum(bound for _, bound, _ in terms)  # the most the terms not yet added can add to a row
+        pruned = False
+        for idf, bound, parts in terms:
+            left -= bound
+            rows = np.concatenate([r for r, _ in parts])
+            tfs = np.concatenate([t for _, t in parts])
+            if keep is not None:
+                ok = keep[rows]
+                rows, tfs = rows[ok], tfs[ok]
+            tf = tfs.astype(np.float32)
+            scores[rows] += idf * tf / (tf + norm[rows])
+            best = _top(scores, np.union1d(best, _top(scores, rows, n)), n)
+            # rows further than `left` below the n-th best cannot reach it; the margin covers float rounding
+            cut = scores[best].min() - left * (1 + PRUNE_MARGIN) - PRUNE_MARGIN if len(best) >= n else 0.0
+            if not pruned and cut > 0:
+                keep = scores >= cut
+                pruned = True
+        best = best[np.lexsort((best, -scores[best]))][:n]
+        return best, scores[best]
+
+    def _norms(self, k1: float, b: float) -> tuple[np.ndarray, float]:
+        """BM25's length normalisation k1 (1 - b + b dl / avgdl) per row and its smallest value over live rows.
+
+        Kept until the generation, k1 or b change.
+        """
+        key = (self._gen, k1, b)
+        if self._norm_key != key:
+            self._norm = (k1 * (1 - b + b * self._length / (self._avgdl or 1.0))).astype(np.float32)
+            self._shortest = float(self._norm[self._alive].min()) if self._n_docs else k1
+            self._norm_key = key
+        return self._norm, self._shortest
 
     def _names(self, rows: np.ndarray) -> dict[int, tuple[str, str]]:
         """(chunk id, paper id) of rows."""
@@ -527,12 +571,13 @@ def _sorted_join(rows: list[bytes], tfs: list[bytes]) -> tuple[bytes, bytes]:
     return r[order].tobytes(), t[order].tobytes()
 
 
-def _top(scores: np.ndarray, n: int) -> np.ndarray:
-    """Rows of the n highest positive scores, best first (ties by row)."""
-    candidates = np.flatnonzero(scores > 0)
-    if len(candidates) > n:
-        candidates = candidates[np.argpartition(-scores[candidates], n - 1)[:n]]
-    return candidates[np.lexsort((candidates, -scores[candidates]))]
+def _top(scores: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
+    """Among distinct `rows`, the ones of the n highest positive scores, unordered; rows tied with the n-th stay."""
+    rows = rows[scores[rows] > 0]
+    if len(rows) > n:
+        values = scores[rows]
+        rows = rows[values >= np.partition(values, len(rows) - n)[len(rows) - n]]
+    return rows
 
 
 class _Transaction:
