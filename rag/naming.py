@@ -9,9 +9,10 @@ from rag.types import Paper
 
 # Longer title prefixes than this are descriptions, not names.
 MAX_NAME_WORDS = 4
-_PAREN_ACRONYM = re.compile(r"\(([A-Za-z0-9][\w\-.²³]{1,15})\)")
+# "(ACR)" or "(ACR Pre-training)": an acronym in parentheses, maybe followed by one capitalized word
+_PAREN_ACRONYM = re.compile(r"\(([A-Za-z0-9][\w\-.²³]{1,15})(?:\s[A-Z][\w\-]*)?\)")
 _INTRODUCED = re.compile(
-    r"\b(?:we|this (?:paper|work))\s+(?:propose|present|introduce)s?\s+"
+    r"\b(?:[Ww]e|[Tt]his (?:paper|work))\s+(?:propose|present|introduce)s?\s+(?:the\s+|a\s+|an\s+)?"
     r"([A-Z][\w\-]*[A-Z0-9][\w\-]*)(?=[\s,(])(?!\s+[A-Z])"
 )
 # Plural acronyms ("SSMs", "LVLMs") name a family of models, not the paper's method.
@@ -57,10 +58,10 @@ def _acronym(paper: Paper, prefix: str) -> str:
     repeated = "" if prefix else _repeated_name(paper)
     if repeated:
         return repeated
-    for pattern in (_NAMED, _INTRODUCED):
-        found = pattern.search(paper.abstract)
-        if found and found.group(1).rstrip(".") != prefix and not prefix:
-            return found.group(1).rstrip(".")
+    if not prefix:
+        name = _introduced_name(paper)
+        if name:
+            return name
     definitions = _defined_acronyms(paper)
     if prefix:
         squashed = re.sub(r"[^a-z0-9]", "", prefix.lower())
@@ -68,7 +69,9 @@ def _acronym(paper: Paper, prefix: str) -> str:
             low = re.sub(r"[^a-z0-9]", "", acronym.lower())
             if low != squashed and low[:1] == squashed[:1] and _is_subsequence(low, squashed):
                 return acronym
-        return ""
+        # a title prefix that is a phrase ("Scaling Up Your Kernels") beside the name the abstract gives its method
+        name = _introduced_name(paper) or _repeated_name(paper)
+        return name if name and name.lower() not in prefix.lower() else ""
     title_words = set(_TITLE_WORD.findall(paper.title.lower()))
     best, best_key = "", (False, 0)
     for acronym, before, proposing in definitions:
@@ -82,6 +85,19 @@ def _acronym(paper: Paper, prefix: str) -> str:
         if overlap and key > best_key:
             best, best_key = acronym, key
     return best
+
+
+def _introduced_name(paper: Paper) -> str:
+    """The name the abstract gives its method ("named MaxViT", "we propose the UniRepLKNet architecture"), or ''.
+
+    Hyphenated adjectives ("a Swin-Transformer-based network") and plural acronyms ("SSMs") are not names.
+    """
+    for pattern in (_NAMED, _INTRODUCED):
+        found = pattern.search(paper.abstract)
+        name = found.group(1).rstrip(".") if found else ""
+        if name and not name.rsplit("-", 1)[-1][:1].islower() and not _PLURAL_ACRONYM.search(name):
+            return name
+    return ""
 
 
 # A CamelCase or capitalized-with-digits word the abstract makes the subject of its sentences ("WideNet outperforms").

@@ -141,6 +141,15 @@ def test_short_names() -> None:
     assert short_name(piip) == "PIIP"
     assert short_name(paper("Go Wider Instead of Deeper", "Our framework, named WideNet, is wide.")) == "WideNet"
     assert short_name(paper("A Study of Things", "Convolutional networks (CNNs) are used.")) == "A Study of Things"
+    # a title prefix that is a phrase keeps the name the abstract gives the method beside it
+    kernels = paper("Scaling Up Your Kernels: Large Kernels", "We propose the UniRepLKNet architecture, which scales.")
+    assert short_name(kernels) == "Scaling Up Your Kernels (UniRepLKNet)"
+    assert short_name(paper("Demosaicing via Swin Transformer", "We propose a Swin-Transformer-based network.")) == (
+        "Demosaicing via Swin Transformer"
+    )  # a hyphenated adjective is not a name
+    m3i = paper("Towards All-in-one Pre-training via Maximizing Mutual Information",
+                "An approach named Maximizing Mutual Information Pre-training (M3I Pre-training).")  # fmt: skip
+    assert short_name(m3i) == "M3I"
 
 
 def test_topic_switch_is_searched_as_typed(assistant: Assistant) -> None:
