@@ -65,8 +65,9 @@ _SUMMARY = re.compile(
 )
 _DEFINITION = re.compile(r"^\s*(?:what|who)\s*(?:is|are|was|'s)\s+(?P<name>[^?]{1,80}?)\s*\??\s*$", re.IGNORECASE)
 _QUANTITY = re.compile(
-    r"\bhow (much|many|fast|large|big|long|small|high|low|well)\b|\bwhat (accuracy|score|speed|size|share|fraction|"
-    r"percentage|proportion|range|number|throughput|latency)\b|\b(?-i:mAP|AP)\b|(?<![\w-])(accuracy|top-?1|FID|PSNR|SSIM|mIoU|BLEU|"
+    r"\bhow (much|many|fast|large|big|long|small|high|low|well|deep)\b|"
+    r"\bwhat (accuracy|score|speed|size|share|fraction|percentage|proportion|range|number|throughput|latency)\b|"
+    r"\b(?-i:mAP|AP)\b|(?<![\w-])(accuracy|top-?1|FID|PSNR|SSIM|mIoU|BLEU|"
     r"F1|score|speed-?up|percent|parameters|FLOPs|GFLOPs|fps|throughput|latency|memory|hours|days|billion|million|"
     r"ratio|share|fraction|range|rate|gain|improvement|saving|savings|reduction|size|count|budget|value|figure)"
     r"(?![\w-])|%",  # a word of its own, not part of a name ("Any-Size-Diffusion")
@@ -111,6 +112,10 @@ _UNITS = (
     (re.compile(r"\b(faster|speed\w*|times|fold|smaller|larger|fewer|less|more|reduc\w*|compress\w*)\b",
                 re.IGNORECASE),
      re.compile(r"\d\s*(?:×|x\b|times\b|-?fold\b)", re.IGNORECASE)),
+    (re.compile(r"\bhow long\b|\b(time|duration|latency|hours?|days?|weeks?|minutes?|seconds?)\b", re.IGNORECASE),
+     re.compile(r"\d\s*(?:ms|s|sec\w*|min\w*|h|hours?|days?|weeks?|months?|GPU[- ]hours?)\b", re.IGNORECASE)),
+    (re.compile(r"\bhow (large|big|small|deep)\b|\b(parameters?|size|layers?|depth)\b", re.IGNORECASE),
+     re.compile(r"\d\s*(?:[KMB]\b|million|billion|layers?\b|params?\b|parameters?\b)", re.IGNORECASE)),
 )  # fmt: skip
 
 

@@ -107,6 +107,17 @@ def test_quantity_questions_and_counted_nouns() -> None:
     assert counted_nouns("How many GPU hours did training take?") == {"hour"}
 
 
+def test_a_sentence_matches_the_kind_of_number_asked_for() -> None:
+    from rag.evidence import _unit_match
+
+    assert _unit_match("How long does the benchmark take to run?", "It runs in 5 minutes on one GPU.")
+    assert not _unit_match("How long does the benchmark take to run?", "It covers 50 benchmarks.")
+    assert _unit_match("How large does the model stay?", "The model keeps a compact size (13~15 M parameters).")
+    assert _unit_match("How deep can it go?", "It builds transformers with more than 1000 layers.")
+    assert _unit_match("By how much does it cut memory?", "It saves 86.8% GPU memory.")
+    assert not _unit_match("Which paper is about faces?", "It holds 4M identities.")
+
+
 def test_a_bare_number_must_stand_alone() -> None:
     assert mentioned("reaches 86.5% on 512 GPUs", ["512"]) == 1
     assert mentioned("trained on 1512 images", ["512"]) == 0
