@@ -19,6 +19,8 @@ from rag.evidence import (
     PaperEvidence,
     QueryType,
     ScoredSentence,
+    asked_measures,
+    states_measure,
 )
 from rag.naming import short_name
 from rag.text import DANGLING
@@ -102,7 +104,8 @@ def _factoid(evidence: Evidence, paper: PaperEvidence, model: EvidenceModel) -> 
     candidates = _contentful(paper, evidence.question)
     if evidence.quantity:
         # the sentence must hold a number tied to the thing asked (near it, or of the asked kind: a % for an accuracy)
-        candidates = [s for s in candidates if s.tied_number]
+        measures = asked_measures(evidence.question)
+        candidates = [s for s in candidates if s.tied_number and states_measure(s.text, measures)]
         if not candidates or candidates[0].prob < model.quantity_threshold:
             return []
     if not candidates:

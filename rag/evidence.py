@@ -100,6 +100,28 @@ _THRESHOLD = re.compile(
     r"\b(?:more than|at least|over|above|below|under|less than|fewer than|beyond|up to)\s+(\d[\d.,]*)",
     re.IGNORECASE,
 )
+# Named measures: a question asking for one ("What Dice score…", "What box AP…") is answered only by a sentence
+# stating that measure, not by another number of the same paper (a near miss: the abstract reports something else)
+_MEASURE = re.compile(
+    r"(?<![\w-])(FID|FVD|PSNR|SSIM|LPIPS|m?IoU|(?-i:m?AP)|Dice|perplexity|BLEU|ROUGE|F1|top-?[15]|AUC|EER|"
+    r"recall|precision|success|SUC|CLIP ?score|GenEval|WER|CIDEr|FPS)(?![\w-])",
+    re.IGNORECASE,
+)
+
+
+_MEASURE_SPELLINGS = {"suc": "success"}  # one name per measure
+
+
+def asked_measures(question: str) -> frozenset[str]:
+    """The named measures a question asks for, squashed ('top-1' -> 'top1', 'SUC' -> 'success')."""
+    return frozenset(_MEASURE_SPELLINGS.get(squash(m), squash(m)) for m in _MEASURE.findall(question))
+
+
+def states_measure(text: str, measures: frozenset[str]) -> bool:
+    """True when the text names one of the measures (or the question named none)."""
+    return not measures or bool(measures & asked_measures(text))
+
+
 ALTERNATIVE_WINDOW = 3  # words on each side of "or" whose exact terms are alternatives
 _HOW_MANY = re.compile(r"\bhow many\s+([A-Za-z][\w\-]*)(?:\s+([a-z][\w\-]*))?", re.IGNORECASE)
 # A number that measures something ("86.5%", "25", "2.8×"), not part of a name ("ImageNet-V2", "Kinetics-400").

@@ -118,6 +118,19 @@ def test_a_sentence_matches_the_kind_of_number_asked_for() -> None:
     assert not _unit_match("Which paper is about faces?", "It holds 4M identities.")
 
 
+def test_a_named_measure_must_be_the_one_stated() -> None:
+    from rag.evidence import asked_measures, states_measure
+
+    dice = asked_measures("What Dice score does VISTA3D obtain on 127 classes?")
+    assert dice == {"dice"}
+    assert not states_measure("It reaches state-of-the-art results on 127 classes.", dice)
+    assert states_measure("It reaches a mean Dice of 0.91.", dice)
+    assert states_measure("It improves the LaSOT SUC score to 0.742.", asked_measures("What LaSOT success score?"))
+    assert states_measure("It reaches 86.5% top1 accuracy.", asked_measures("What top-1 accuracy does it reach?"))
+    assert not states_measure("83.3% ImageNet top-1 accuracy", asked_measures("What COCO box AP does it achieve?"))
+    assert states_measure("Any number at all: 12.", asked_measures("How much memory does it save?"))  # none named
+
+
 def test_a_bare_number_must_stand_alone() -> None:
     assert mentioned("reaches 86.5% on 512 GPUs", ["512"]) == 1
     assert mentioned("trained on 1512 images", ["512"]) == 0
