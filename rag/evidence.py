@@ -25,6 +25,7 @@ import bm25s
 import numpy as np
 
 from rag.constraints import parse
+from rag.embeddings import TOKENIZER_PATH
 from rag.naming import aliases, mentions, short_name, without_names
 from rag.sentence_cache import PaperSentences, SentenceCache
 from rag.text import STOPWORDS, WORD, english_stemmer, is_evidence, key_terms
@@ -176,6 +177,13 @@ def _is_definition(question: str) -> bool:
     return any(any(c.isupper() or c.isdigit() for c in w) for w in words) and len(words) <= 6
 
 
+@lru_cache(maxsize=1)
+def common_words() -> frozenset[str]:
+    """Whole words of the MiniLM WordPiece vocabulary (30k): a word outside it is rare enough to be a name."""
+    vocab = json.loads(TOKENIZER_PATH.read_text(encoding="utf-8"))["model"]["vocab"]
+    return frozenset(w for w in vocab if w.isalpha())
+
+
 def squash(text: str) -> str:
     """Lower-case text without spacing or punctuation ('Test-dev' -> 'testdev', '1248×1248' -> '1248x1248')."""
     return _SQUASH.sub("", text.lower().replace("×", "x"))
@@ -193,8 +201,10 @@ def exact_terms(question: str, hits: Sequence[Hit], references: Sequence[str] = 
     )
     bounds = {squash(n) for m in _THRESHOLD.finditer(question) for n in m.groups() if n}
     terms = []
-    for token in (_DESCRIPTIVE_SUFFIX.sub("", t) for t in _TOKEN.findall(question)):
+    for k, token in enumerate(_DESCRIPTIVE_SUFFIX.sub("", t) for t in _TOKEN.findall(question)):
         exact = any(c.isdigit() for c in token) or any(c.isupper() for c in token[1:])
+        # a capitalized word inside the question that is no common word is a name: 'Cityscapes', 'Swin', 'LAION'
+        exact = exact or (k > 0 and token[:1].isupper() and token.lower() not in common_words())
         if exact and squash(token) and squash(token) not in names and squash(token) not in bounds:
             terms.append(token)
     return list(dict.fromkeys(terms))

@@ -131,6 +131,13 @@ def test_a_named_measure_must_be_the_one_stated() -> None:
     assert states_measure("Any number at all: 12.", asked_measures("How much memory does it save?"))  # none named
 
 
+def test_a_capitalized_rare_word_is_an_exact_term_and_a_common_one_is_not() -> None:
+    assert exact_terms("Which papers evaluate semantic segmentation on Cityscapes?", []) == ["Cityscapes"]
+    assert exact_terms("Which papers use a Swin backbone?", []) == ["Swin"]
+    assert exact_terms("Which optimizer is better, Adam or Lion?", []) == []  # common words, whatever their case
+    assert exact_terms("Cityscapes results of which paper?", []) == []  # the first word is capitalized anyway
+
+
 def test_a_bare_number_must_stand_alone() -> None:
     assert mentioned("reaches 86.5% on 512 GPUs", ["512"]) == 1
     assert mentioned("trained on 1512 images", ["512"]) == 0
