@@ -48,8 +48,9 @@ _DISTINCT, _EXACT_ALL, _COUNTED = (PAPER_FEATURES.index(f) for f in ("distinct_c
 
 _LIST = re.compile(
     r"\b(which|what|list|name|any|find|compare|comparison|all)\b.{0,40}?\b(papers|works|studies|articles|ones)\b|"
-    # "which fine-tuning methods…": up to three modifiers, none of them a singular head ("which paper stitches models")
-    r"\b(which|list|name|compare)\s+((?!(?:paper|work|study|method|model|approach|one|system)\b)[\w-]+\s+){0,3}"
+    # "which fine-tuning methods…", "which Mamba / state-space backbones…": up to four modifiers, none of them a
+    # singular head ("which paper stitches models")
+    r"\b(which|list|name|compare)\s+((?!(?:paper|work|study|method|model|approach|one|system)\b)[\w/-]+\s+){0,4}"
     r"(methods|models|approaches|architectures|frameworks|backbones|detectors|benchmarks|datasets|systems|"
     r"techniques|networks|generators|trackers|encoders|pipelines|toolboxes)\b|"
     r"\bpapers\s+(that|which|about|on|using|use|propos)|\bcompare\b|\bdifference between\b|\bboth\b.{0,40}\band\b|"

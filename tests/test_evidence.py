@@ -151,5 +151,11 @@ def test_examples_and_alternatives_need_one_term_and_bounds_are_not_exact() -> N
     assert optional == {"RetinaNet", "R-CNN"} and "COCO" in terms
     assert covers("RetinaNet results on COCO", terms, optional)
     assert not covers("RetinaNet and Cascade Mask R-CNN results", terms, optional)  # COCO is required
+    assert not covers("Cascade results on COCO", terms, optional)  # one of the two exact alternatives is needed
     assert exact_terms("Which ConvNets reach 86% or more ImageNet top-1?", []) == ["ConvNets", "ImageNet", "top-1"]
+
+
+def test_list_questions_may_stack_modifiers() -> None:
+    assert query_type("Which Mamba / state-space vision backbones are evaluated on COCO?") is QueryType.LIST
+    assert query_type("Which paper stitches pretrained models together?") is not QueryType.LIST
 
