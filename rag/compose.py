@@ -103,9 +103,10 @@ def _factoid(evidence: Evidence, paper: PaperEvidence, model: EvidenceModel) -> 
     """The sentences of a paper that state the asked-for fact; for a quantity, one holding a number tied to it."""
     candidates = _contentful(paper, evidence.question)
     if evidence.quantity:
-        # the sentence must hold a number tied to the thing asked (near it, or of the asked kind: a % for an accuracy)
+        # the sentence must hold a number tied to the thing asked (near it, or of the asked kind: a % for an accuracy);
+        # such a number is content even in a sentence that also points at code or a leaderboard
         measures = asked_measures(evidence.question)
-        candidates = [s for s in candidates if s.tied_number and states_measure(s.text, measures)]
+        candidates = [s for s in paper.sentences if s.tied_number and states_measure(s.text, measures)]
         if not candidates or candidates[0].prob < model.quantity_threshold:
             return []
     if not candidates:

@@ -184,3 +184,23 @@ def test_citations_are_numbered_in_reading_order(assistant: Assistant) -> None:
     assert parse_citations(answer.text) == list(range(1, len(answer.citations) + 1))
     assert [c.number for c in answer.citations] == list(range(1, len(answer.citations) + 1))
     assert [h.paper for h in answer.sources[: len(answer.citations)]] == [c.paper for c in answer.citations]
+
+
+def test_a_quantity_comes_from_the_sentence_stating_it(tmp_path: Path) -> None:
+    a = Assistant.load(data_dir=tmp_path, llm="extractive", collection="quantities")
+    papers = [
+        Paper(id="bench", title="BenchKit: Unified Evaluation of Vision-Language Models",
+              abstract="We introduce BenchKit, a unified implementation of 50+ benchmarks for vision-language models. "
+                       "We find that scaling helps little on reasoning tasks. Finally, we release an easy-to-run "
+                       "code-base with all benchmarks and a distilled set of benchmarks that runs in 5 minutes on a "
+                       "single GPU."),
+        Paper(id="seg", title="SegKit: Promptable Volumetric Segmentation",
+              abstract="We propose SegKit, a promptable model for 3D segmentation of 127 classes. SegKit reaches "
+                       "state-of-the-art results on 14 datasets and improves accuracy by 12% over prior models."),
+    ]  # fmt: skip
+    a.index.sync(papers, progress=False)
+    timed = a.ask("How long does the distilled benchmark set of BenchKit take to run?")
+    assert "5 minutes" in timed.text  # the number is content, though its sentence also releases code
+    dice = a.ask("What Dice score does SegKit reach on its 127 classes?")
+    assert dice.abstained  # the abstract states other numbers, never a Dice score
+    assert not a.ask("By how much does SegKit improve accuracy over prior models?").abstained
