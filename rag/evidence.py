@@ -166,7 +166,7 @@ def query_type(question: str) -> QueryType:
 def wants_quantity(question: str) -> bool:
     """True when the question asks for a number (an accuracy, a saving, a count, a range); "which paper…" asks for a
     paper, whatever quantities describe it."""
-    return query_type(question) is QueryType.FACTOID and bool(_QUANTITY.search(question))
+    return query_type(question) is QueryType.FACTOID and bool(_QUANTITY.search(question) or _MEASURE.search(question))
 
 
 def _is_definition(question: str) -> bool:

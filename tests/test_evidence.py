@@ -104,6 +104,7 @@ def test_quantity_questions_and_counted_nouns() -> None:
     assert not wants_quantity("Which paper trades accuracy against efficiency at runtime?")
     assert not wants_quantity("What does the learnable ISP map between RAW and RGB?")
     assert wants_quantity("What box AP does it reach on COCO?")
+    assert wants_quantity("What perplexity does it reach on language modeling?")  # a named measure asks for a number
     assert counted_nouns("How many GPU hours did training take?") == {"hour"}
 
 
