@@ -36,7 +36,8 @@ _WHICH_OF = re.compile(rf"\bwhich\s+(?:one|ones|of\s+(?:them|these|those|the\s+(
 _DEMONSTRATIVE = re.compile(rf"\b(?:that|this|the\s+same|the\s+above|said)\s+{_NOUN}\b", re.IGNORECASE)
 _PLURAL_DEMONSTRATIVE = re.compile(rf"\b(?:these|those|both|the\s+(?:two|three|above))\s+(?:{_NOUN}s|ones)\b", re.I)
 _PRONOUN = re.compile(r"\b(it|its|itself)\b", re.IGNORECASE)
-_PLURAL_PRONOUN = re.compile(r"\b(they|them|their|theirs|both|each)\b", re.IGNORECASE)
+# ("both" of "both X and Y" coordinates, it points at nothing)
+_PLURAL_PRONOUN = re.compile(r"\b(they|them|their|theirs|both(?![^?]*\band\b)|each)\b", re.IGNORECASE)
 # "And on ADE20K?", "What about its parameter count?", "How about the larger variant?", "Also on COCO?"
 _ELLIPSIS = re.compile(r"^\s*(?:and|also|what about|how about|same for|and what about|ok(?:ay)?,? and)\b", re.I)
 _LEAD = re.compile(r"^\s*(?:and|also|so|ok|okay|then|well)\b[\s,]*", re.IGNORECASE)
@@ -46,9 +47,16 @@ _NAME = re.compile(r"\b([A-Z][a-z]*[A-Z0-9][\w\-]*|[A-Z]{2,}[\w\-]*)\b")
 # "Summarise the grouped state-space model and what it improves": the pronoun points back inside the question.
 _OWN_SUBJECT = re.compile(
     r"\b(?:is|are|was|were|does|do|did|about|describe|summari[sz]e|explain|of)\s+(?:the\s+|a\s+|an\s+)?"
-    r"(?:[A-Z][a-z]*[A-Z0-9][\w\-]*|[A-Z]{2,}[\w\-]*)|^\s*(?:what|how|why|which|who)\b[^?]{12,}\band\b",
+    r"(?:[A-Z][a-z]*[A-Z0-9][\w\-]*|[A-Z]{2,}[\w\-]*)|"
+    r"^\s*(?:(?:in|on|for|of|from|among)\s+)?(?:what|how|why|which|who|is|are|does|do|did|can|has|have)\b[^?]{12,}\band\b",
     re.IGNORECASE,
 )
+# "Which papers train their models…": the question's own plural subject, unless the pronoun is the subject of its
+# own clause ("Which models do they compare against?" asks about the papers of the previous answer)
+_OWN_PLURAL = re.compile(
+    rf"^\s*(?:(?:in|on|for|of|from|among)\s+)?(?:which|what)\s+(?:[\w-]+\s+){{0,3}}?{_NOUN}s\b", re.IGNORECASE
+)
+_AUXILIARY_BEFORE = re.compile(r"\b(?:do|does|did|are|were|is|was|have|has|had|can|could|will|would|should)\s+$", re.I)
 
 
 class Turn(Record):
@@ -102,7 +110,9 @@ def reference(question: str) -> _Reference | None:
         return _Reference(positions=(0,))
     match = _PLURAL_PRONOUN.search(question)
     if match and not _own_subject_before(question, match.start()):
-        return _Reference(everything=True)
+        before = question[: match.start()]
+        if not (_OWN_PLURAL.search(before) and not _AUXILIARY_BEFORE.search(before)):
+            return _Reference(everything=True)
     if _ELLIPSIS.search(question):
         return _Reference(everything=True)
     return None

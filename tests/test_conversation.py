@@ -48,6 +48,8 @@ ABSTAINED = [
         ("What does source [2] report?", TWO_CITED, ("mx",), "What does MaxViT report?"),
         ("Which one has code?", TWO_CITED, ("cb",), "Which of CBNet and MaxViT has code?"),
         ("Which of them uses attention?", TWO_CITED, ("cb", "mx"), "Which of CBNet and MaxViT uses attention?"),
+        ("Which models do they beat?", TWO_CITED, ("cb", "mx"), "Which models do CBNet and MaxViT beat?"),
+        ("Do both have code?", TWO_CITED, ("cb", "mx"), "Do CBNet and MaxViT have code?"),
     ],
 )
 def test_follow_ups_resolve_to_the_cited_papers(question, history, papers, standalone) -> None:
@@ -67,6 +69,10 @@ def test_follow_ups_resolve_to_the_cited_papers(question, history, papers, stand
         ("Summarise the all-MLP backbone for image restoration and what it improves.", TWO_CITED),
         ("What ImageNet accuracy does MaxViT reach?", ONE_CITED),
         ("Which segmentation papers have code?", TWO_CITED),
+        # a plural pronoun or "both" inside a question about its own papers points at nothing in the history
+        ("Which papers train their models on LAION?", ONE_CITED),
+        ("Which papers report both COCO and ADE20K results?", TWO_CITED),
+        ("Does any paper unify 50+ benchmarks, and how long does its distilled set take to run?", ONE_CITED),
     ],
 )
 def test_self_contained_questions_are_searched_as_typed(question, history) -> None:
