@@ -48,7 +48,9 @@ _NAME = re.compile(r"\b([A-Z][a-z]*[A-Z0-9][\w\-]*|[A-Z]{2,}[\w\-]*)\b")
 _OWN_SUBJECT = re.compile(
     r"\b(?:is|are|was|were|does|do|did|about|describe|summari[sz]e|explain|of)\s+(?:the\s+|a\s+|an\s+)?"
     r"(?:[A-Z][a-z]*[A-Z0-9][\w\-]*|[A-Z]{2,}[\w\-]*)|"
-    r"^\s*(?:(?:in|on|for|of|from|among)\s+)?(?:what|how|why|which|who|is|are|does|do|did|can|has|have)\b[^?]{12,}\band\b",
+    r"^\s*(?:(?:in|on|for|of|from|among)\s+)?(?:what|how|why|which|who|is|are|does|do|did|can|has|have)\b[^?]{12,}\band\b|"
+    # an indefinite subject introduces a new referent: "Is there a paper on X? What does it report?"
+    rf"\b(?:a|an|any|some)\s+(?:[\w-]+\s+){{0,3}}?{_NOUN}s?\b",
     re.IGNORECASE,
 )
 # "Which papers train their models…": the question's own plural subject, unless the pronoun is the subject of its

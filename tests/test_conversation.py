@@ -73,6 +73,7 @@ def test_follow_ups_resolve_to_the_cited_papers(question, history, papers, stand
         ("Which papers train their models on LAION?", ONE_CITED),
         ("Which papers report both COCO and ADE20K results?", TWO_CITED),
         ("Does any paper unify 50+ benchmarks, and how long does its distilled set take to run?", ONE_CITED),
+        ("Is there a paper on fractal pre-training? What does it propose?", ONE_CITED),  # "a paper" is the referent
     ],
 )
 def test_self_contained_questions_are_searched_as_typed(question, history) -> None:
