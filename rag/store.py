@@ -147,6 +147,12 @@ class ChromaStore:
             hint = " (is the `chroma run` server up at that address?)" if self.remote else ""
             if "timed out" in str(exc).lower() or type(exc).__name__.endswith("Timeout"):
                 hint = f" (no answer within {self.timeout:g}s, RAG_CHROMA_TIMEOUT: is the server overloaded or hung?)"
+            if "failed to apply logs" in str(exc).lower():
+                hint = (
+                    " (Chroma's own files are damaged: a known Chroma bug when a process is killed while Chroma "
+                    "flushes its vector index, chroma-core/chroma#7678; re-ingest into a new collection or data "
+                    "directory, your source files are untouched)"
+                )
             raise IndexStoreError(f"cannot {what} in Chroma at {self.location}{hint}: {exc}") from exc
 
     # --- collection ---------------------------------------------------------------------------------------

@@ -202,6 +202,15 @@ def test_bad_queries_and_missing_collection(index: PaperIndex, tmp_path: Path, e
     assert {p.name.split(".")[0] for p in (tmp_path / "data" / "lexical").iterdir()} <= {"papers", "nowhere"}
 
 
+def test_a_damaged_chroma_segment_is_named_with_what_to_do(index: PaperIndex) -> None:
+    # the error embedded Chroma 1.5 raises on every read after a kill tore its vector index (chroma-core/chroma#7678)
+    def torn() -> None:
+        raise RuntimeError("Error executing plan: Failed to apply logs to the hnsw segment writer")
+
+    with pytest.raises(IndexStoreError, match=r"damaged.*re-ingest into a new collection"):
+        index.store._guard("search collection 'papers'", torn)
+
+
 def test_refuses_a_collection_built_by_another_embedding_model(index: PaperIndex) -> None:
     settings = index.settings.model_copy(update={"embedding": "openai", "embedding_model": "other-embedder"})
     other = PaperIndex(settings, make_embedder(settings), "papers")
