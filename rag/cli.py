@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
@@ -58,8 +59,16 @@ def _assistant(args: argparse.Namespace, **extra: Any) -> Assistant:
     return Assistant.load(collection=getattr(args, "collection", None), **extra)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """Turn SIGTERM into KeyboardInterrupt (see cmd_ingest)."""
+    raise KeyboardInterrupt
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     """`rag ingest`: load files (default: the bundled digest) into the collection."""
+    # `kill`, `docker stop` and systemd stop an ingest like Ctrl-C: Python runs the handler only once the Chroma
+    # call in flight returns, so Chroma never dies mid-flush (a torn vector index is a Chroma bug, #7678)
+    signal.signal(signal.SIGTERM, _interrupt)
     fields = dict(_field_mapping(f) for f in args.field)
     summary = _assistant(args, ingest_workers=args.workers).ingest(
         args.paths or None, fmt=args.format, prune=args.prune, fields=fields or None, skip_invalid=args.skip_invalid,

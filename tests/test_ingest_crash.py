@@ -101,6 +101,28 @@ def test_a_killed_ingest_keeps_finished_batches_and_the_rerun_completes(tmp_path
     check_consistent(data, 400, [0, 177, 399])
 
 
+def test_a_terminated_ingest_stops_between_chroma_calls_and_the_rerun_completes(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.jsonl"
+    write_corpus(corpus, 0, 200)
+    data = tmp_path / "data"
+    cmd = [*RAG, "ingest", str(corpus), "--json"]
+    proc = subprocess.Popen(cmd, env=env_for(data, 25), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while committed_papers(data) < 50:
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+        assert time.monotonic() < deadline, "the ingest made no progress"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err.decode()  # stopped like Ctrl-C, not killed
+    kept = committed_papers(data)
+    assert 50 <= kept <= 200 and kept % 25 == 0
+    rerun = subprocess.run(cmd, env=env_for(data, 25), cwd=REPO, capture_output=True, text=True, timeout=180)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert json.loads(rerun.stdout)["skipped"] == kept
+    check_consistent(data, 200, [0, 199])
+
+
 def test_two_ingests_queue_and_searches_keep_answering(tmp_path: Path) -> None:
     first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
     write_corpus(first, 0, 400)
