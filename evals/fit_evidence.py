@@ -31,6 +31,7 @@ from tqdm import tqdm
 from evals.gold_schema import DEV_SPLIT, GoldItem, load_gold
 from evals.metrics import contains
 from rag.assistant import Assistant
+from rag.compose import quantity_sentences
 from rag.evidence import (
     MODEL_PATH,
     PAPER_FEATURES,
@@ -247,7 +248,7 @@ def fit(gold: Path, data_dir: Path) -> dict[str, object]:
     for s in scored:
         assert s.evidence is not None
         if s.evidence.quantity and s.evidence.strength >= answer:
-            numeric = [x.prob for x in s.evidence.papers[0].sentences if x.tied_number]
+            numeric = [x.prob for x in quantity_sentences(s.evidence, s.evidence.papers[0])]  # the composer's rule
             quantity_scores.append(max(numeric, default=0.0))
             quantity_labels.append(s.item.answerable)
     quantity = _best_threshold(quantity_scores, quantity_labels, MAX_QUANTITY_FALSE_ABSTENTION)

@@ -20,6 +20,8 @@ from rag.evidence import (
     QueryType,
     ScoredSentence,
     asked_measures,
+    counted_nouns,
+    counts,
     states_measure,
 )
 from rag.naming import short_name
@@ -99,14 +101,22 @@ def _summary(paper: PaperEvidence, question: str) -> list[ScoredSentence]:
     return [s for s in ordered if s.index >= start.index][:SUMMARY_SENTENCES]
 
 
+def quantity_sentences(evidence: Evidence, paper: PaperEvidence) -> list[ScoredSentence]:
+    """The sentences of a paper that can answer a quantity question, best first: a number tied to the thing asked
+    (near it, or of the asked kind: a % for an accuracy), the measure the question names, and for "how many
+    benchmarks" a number counting benchmarks. Such a number is content even in a sentence that also points at code.
+    """
+    measures, counted = asked_measures(evidence.question), counted_nouns(evidence.question)
+    return [
+        s for s in paper.sentences if s.tied_number and states_measure(s.text, measures) and counts(s.text, counted)
+    ]
+
+
 def _factoid(evidence: Evidence, paper: PaperEvidence, model: EvidenceModel) -> list[ScoredSentence]:
     """The sentences of a paper that state the asked-for fact; for a quantity, one holding a number tied to it."""
     candidates = _contentful(paper, evidence.question)
     if evidence.quantity:
-        # the sentence must hold a number tied to the thing asked (near it, or of the asked kind: a % for an accuracy);
-        # such a number is content even in a sentence that also points at code or a leaderboard
-        measures = asked_measures(evidence.question)
-        candidates = [s for s in paper.sentences if s.tied_number and states_measure(s.text, measures)]
+        candidates = quantity_sentences(evidence, paper)
         if not candidates or candidates[0].prob < model.quantity_threshold:
             return []
     if not candidates:

@@ -125,7 +125,12 @@ def states_measure(text: str, measures: frozenset[str]) -> bool:
 
 
 ALTERNATIVE_WINDOW = 3  # words on each side of "or" whose exact terms are alternatives
-_HOW_MANY = re.compile(r"\bhow many\s+([A-Za-z][\w\-]*)(?:\s+([a-z][\w\-]*))?", re.IGNORECASE)
+# "how many training and test quadruplets does…": the counted noun phrase, up to a verb or preposition
+_HOW_MANY = re.compile(
+    r"\bhow many\s+((?:(?!(?:do|does|did|are|is|was|were|have|has|had|can|could|will|would|of|in|on|for|from|with|"
+    r"to|per|at|by|during|across)\b)[A-Za-z][\w\-]*\s*){1,4})",
+    re.IGNORECASE,
+)
 # A number that measures something ("86.5%", "25", "2.8×"), not part of a name ("ImageNet-V2", "Kinetics-400").
 _QUANTITY_NUMBER = re.compile(r"(?<![\w.,\-])\d+(?:[.,]\d+)*")
 # (what a question asks for, how a sentence writes that kind of number): a '%' for an accuracy, '×' for a speed-up
@@ -251,7 +256,29 @@ def counted_nouns(question: str) -> frozenset[str]:
     match = _HOW_MANY.search(question)
     if not match:
         return frozenset()
-    return key_terms(" ".join(w for w in match.groups() if w and w.islower()))
+    return key_terms(" ".join(w for w in match.group(1).split() if w.islower()))
+
+
+_COUNT_TOKEN = re.compile(r"\d[\d,.]*[+KMB]?|[A-Za-z]+", re.IGNORECASE)
+_NUMBER_WORDS = frozenset({
+    "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "fifteen", "twenty",
+    "thirty", "fifty", "hundred", "hundreds", "thousand", "thousands", "million", "millions", "billion", "billions",
+    "dozen", "dozens",
+})  # fmt: skip
+COUNT_WINDOW = 3  # words a count may stand before the thing counted: "19 commonly used benchmarks"
+
+
+def counts(text: str, nouns: frozenset[str]) -> bool:
+    """True when the text puts a number in front of one of the counted nouns ("19 commonly used benchmarks", "five
+    datasets", "a 3 billion-parameter model"), or the question counts nothing."""
+    if not nouns:
+        return True
+    tokens = [t for part in _COUNT_TOKEN.findall(text) for t in part.split("-") if t]
+    stems = english_stemmer().stemWords([t.lower() for t in tokens])
+    return any(
+        (token[0].isdigit() or token.lower() in _NUMBER_WORDS) and nouns & set(stems[i + 1 : i + 2 + COUNT_WINDOW])
+        for i, token in enumerate(tokens)
+    )
 
 
 @dataclass(frozen=True)

@@ -139,6 +139,19 @@ def test_a_capitalized_rare_word_is_an_exact_term_and_a_common_one_is_not() -> N
     assert exact_terms("Cityscapes results of which paper?", []) == []  # the first word is capitalized anyway
 
 
+def test_a_count_must_count_the_thing_asked() -> None:
+    from rag.evidence import counts
+
+    quads = counted_nouns("How many training and test quadruplets does the 4K dataset hold?")
+    assert quads == {"train", "test", "quadruplet"}  # the whole counted phrase, up to the verb
+    assert counts("It holds 2,999 and 168 quadruplets for training and testing.", quads)
+    phones = counted_nouns("How many smartphone models was it benchmarked on?")
+    assert not counts("It beats the state of the art by 0.78 dB and runs on commodity smartphones.", phones)
+    assert counts("We run experiments on five datasets.", counted_nouns("How many datasets does it use?"))
+    assert counts("a 3 billion-parameter model", counted_nouns("How many parameters does it have?"))
+    assert counts("Any number: 12.", frozenset())  # the question counts nothing
+
+
 def test_a_bare_number_must_stand_alone() -> None:
     assert mentioned("reaches 86.5% on 512 GPUs", ["512"]) == 1
     assert mentioned("trained on 1512 images", ["512"]) == 0
