@@ -63,6 +63,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--out-json", type=Path, default=REPO / "evals" / "reports" / "scale.json")
     p.add_argument("--reuse", action="store_true", help="reuse a size's saved result in --work instead of rerunning")
     p.add_argument("--deadline-min", type=float, default=0, help="stop a size still running after this many minutes")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a size's collection left by a stopped run instead of starting it afresh (its peak RSS is the "
+        "highest of all runs, logged to <work>/size-N/build.jsonl)",
+    )
     p.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one size in this process
     p.add_argument("--ingested", type=json.loads, help=argparse.SUPPRESS)  # internal: --one on a built collection
     return p.parse_args()
@@ -185,19 +191,24 @@ def measure(args: argparse.Namespace, size: int) -> dict[str, Any]:
         index = PaperIndex(settings, embedder, COLLECTION)
         ingest = args.ingested
     else:
-        shutil.rmtree(data, ignore_errors=True)
+        if not args.resume:
+            shutil.rmtree(data, ignore_errors=True)
         index = PaperIndex(settings, embedder, COLLECTION)
         load = os.getloadavg()[0]
         started = time.perf_counter()
-        summary = index.sync(gen.embedded(0, size, embedder.model_name), progress=sys.stderr.isatty())
+        papers = logged(gen.embedded(0, size, embedder.model_name), data / "build.jsonl", started)
+        # resumed: prune what an earlier run's "add 1,000" step left, so the collection holds exactly `size`
+        summary = index.sync(papers, prune=args.resume, progress=sys.stderr.isatty())
         seconds = time.perf_counter() - started
         ingest = {
             "seconds": round(seconds, 1),
-            "abstracts_per_s": round(size / seconds, 1),
-            "peak_rss_mib": round(peak_rss_mib(), 1),
+            "abstracts_per_s": round(summary.added / seconds, 1),
+            "peak_rss_mib": round(max(peak_rss_mib(), *logged_peaks(data / "build.jsonl")), 1),
             "load_avg_1m_at_start": round(load, 1),
             "chunks": summary.chunks_written,
         }
+        if summary.skipped:  # resumed: the rate is this run's, over the abstracts it added
+            ingest |= {"resumed": True, "added_this_run": summary.added, "committed_before": summary.skipped}
     result: dict[str, Any] = {
         "size": size,
         "vectors": gen.vector_source,
@@ -233,6 +244,26 @@ def measure(args: argparse.Namespace, size: int) -> dict[str, Any]:
     print(f"  {size}: add {result['add_1000']}", file=sys.stderr)
     result["peak_rss_mib_process"] = round(peak_rss_mib(), 1)
     return result
+
+
+def logged(papers: Iterator[EmbeddedPaper], log: Path, started: float, every: int = 10_000) -> Iterator[EmbeddedPaper]:
+    """The papers, appending progress and peak RSS to `log` every `every` papers (a long build's record)."""
+    with log.open("a", encoding="utf-8") as out:
+        for n, paper in enumerate(papers):
+            if n % every == 0:
+                row = {"t": round(time.perf_counter() - started, 1), "yielded": n,
+                       "peak_rss_mib": round(peak_rss_mib(), 1), "load": round(os.getloadavg()[0], 2),
+                       "wall": time.strftime("%H:%M:%S")}  # fmt: skip
+                out.write(json.dumps(row) + "\n")
+                out.flush()
+            yield paper
+
+
+def logged_peaks(log: Path) -> list[float]:
+    """Peak RSS figures of every run logged in `log` (empty when there is none)."""
+    if not log.exists():
+        return []
+    return [float(row["peak_rss_mib"]) for row in map(json.loads, log.read_text().splitlines()) if row]
 
 
 def _segments(index: PaperIndex) -> int:

@@ -69,10 +69,10 @@ _DEFINITION = re.compile(r"^\s*(?:what|who)\s*(?:is|are|was|'s)\s+(?P<name>[^?]{
 _QUANTITY = re.compile(
     r"\bhow (much|many|fast|large|big|long|small|high|low|well|deep)\b|"
     r"\bwhat (accuracy|score|speed|size|share|fraction|percentage|proportion|range|number|throughput|latency)\b|"
-    r"\b(?-i:mAP|AP)\b|(?<![\w-])(accuracy|top-?1|FID|PSNR|SSIM|mIoU|BLEU|"
-    r"F1|score|speed-?up|percent|parameters|FLOPs|GFLOPs|fps|throughput|latency|memory|hours|days|billion|million|"
-    r"ratio|share|fraction|range|rate|gain|improvement|saving|savings|reduction|size|count|budget|value|figure)"
-    r"(?![\w-])|%",  # a word of its own, not part of a name ("Any-Size-Diffusion")
+    r"(?<![\w-])(accuracy|score|speed-?up|percent|parameters|FLOPs|GFLOPs|throughput|latency|memory|hours|days|"
+    r"billion|million|ratio|share|fraction|range|rate|gain|improvement|saving|savings|reduction|size|count|budget|"
+    r"value|figure)"
+    r"(?![\w-])|%",  # a word of its own, not part of a name ("Any-Size-Diffusion"); named measures: _MEASURE
     re.IGNORECASE,
 )
 _PROPOSAL = re.compile(
@@ -161,7 +161,7 @@ def query_type(question: str) -> QueryType:
     """Classify a question: a list of papers, a summary of one, which paper does X, or a fact (the default)."""
     if _LIST.search(question):
         return QueryType.LIST
-    if _SUMMARY.search(question) or (_is_definition(question) and not _QUANTITY.search(question)):
+    if _SUMMARY.search(question) or (_is_definition(question) and not _asks_number(question)):
         return QueryType.SUMMARY
     if _IDENTIFY.search(question):
         return QueryType.IDENTIFY
@@ -171,7 +171,12 @@ def query_type(question: str) -> QueryType:
 def wants_quantity(question: str) -> bool:
     """True when the question asks for a number (an accuracy, a saving, a count, a range); "which paper…" asks for a
     paper, whatever quantities describe it."""
-    return query_type(question) is QueryType.FACTOID and bool(_QUANTITY.search(question) or _MEASURE.search(question))
+    return query_type(question) is QueryType.FACTOID and _asks_number(question)
+
+
+def _asks_number(question: str) -> bool:
+    """The question names a kind of number (an accuracy, a saving, a count) or a named measure (FID, Dice, mAP)."""
+    return bool(_QUANTITY.search(question) or _MEASURE.search(question))
 
 
 def _is_definition(question: str) -> bool:

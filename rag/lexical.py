@@ -2,7 +2,9 @@
 
 Chosen by measurement (bench/scale.py, evals/reports/scale.md): bm25s rebuilds its whole matrix on any change (minutes
 at 1M chunks) and SQLite FTS5 fixes k1=1.2 and scores every match row by row; posting lists stored as numpy blobs per
-(term, segment) in SQLite are transactional, append a segment per batch, merge in tiers, and score in milliseconds.
+(segment, term) in SQLite are transactional, append a segment per batch, merge in tiers, and score in milliseconds.
+Keyed by segment first, a batch's postings go to the end of the table; keyed by term, each batch dirtied pages all over
+the file, and those commits grew to most of a 1M ingest's time.
 
 The database is also the collection's commit log: a batch is visible to readers once its transaction commits (chunk
 rows, postings and the paper manifest together); Chroma rows that no committed chunk names are never shown. It keeps
@@ -40,7 +42,7 @@ FANOUT = 8  # segments of one level merged into one of the next
 MAX_LEVEL = 3  # segments this big are never merged again: adding a batch never rewrites the whole index
 SEARCH_MMAP_BYTES = 1 << 40  # the whole file (SQLite caps it, at 2 GiB in common builds); read pages only
 PRUNE_MARGIN = 1e-3  # slack on the pruning bound, far above float32 rounding of BM25 sums
-SCHEMA_VERSION = "2"  # an index written by another version is rebuilt from Chroma (rag/index.py)
+SCHEMA_VERSION = "3"  # an index written by another version is rebuilt from Chroma (rag/index.py)
 _PAPER_FIELDS = ("title", "abstract", "url", "code_urls", "source", "year", "authors")
 
 _SCHEMA = """
@@ -55,9 +57,8 @@ CREATE INDEX IF NOT EXISTS chunks_gen ON chunks(gen);
 CREATE TABLE IF NOT EXISTS dead(row INTEGER PRIMARY KEY, gen INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS dead_gen ON dead(gen);
 CREATE TABLE IF NOT EXISTS segments(seg INTEGER PRIMARY KEY, level INTEGER NOT NULL, docs INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS postings(term TEXT NOT NULL, seg INTEGER NOT NULL, rows BLOB NOT NULL, tfs BLOB NOT NULL,
-    PRIMARY KEY(term, seg)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS postings_seg ON postings(seg);
+CREATE TABLE IF NOT EXISTS postings(seg INTEGER NOT NULL, term TEXT NOT NULL, rows BLOB NOT NULL, tfs BLOB NOT NULL,
+    PRIMARY KEY(seg, term)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS pending(chunk_id TEXT PRIMARY KEY, index_hash TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS texts(row INTEGER PRIMARY KEY, n_tokens INTEGER NOT NULL, text TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS paper_fields(paper_id TEXT PRIMARY KEY, fields TEXT NOT NULL);
@@ -217,10 +218,8 @@ class LexicalIndex:
                 self._db.execute("BEGIN")  # one snapshot for the columns, the postings and the names
                 try:
                     self._refresh()
-                    postings = [
-                        self._db.execute("SELECT rows, tfs FROM postings WHERE term = ?", (t,)).fetchall()
-                        for t in terms
-                    ]
+                    segs = [s for (s,) in self._db.execute("SELECT seg FROM segments")]
+                    postings = [self._postings(t, segs) for t in terms]
                     keep = self._mask(filters)
                     best, scores = self._best(postings, keep, k1, b, n)
                     names = self._names(best)
@@ -232,6 +231,11 @@ class LexicalIndex:
                     "ingest rebuilds a damaged index from Chroma if you delete this file)"
                 ) from exc
         return [(*names[int(r)], float(x)) for r, x in zip(best, scores, strict=True) if int(r) in names]
+
+    def _postings(self, term: str, segs: list[int]) -> list[tuple[bytes, bytes]]:
+        """A term's posting blobs, one per segment holding it (a point lookup per segment)."""
+        sql = f"SELECT rows, tfs FROM postings WHERE seg IN ({','.join('?' * len(segs))}) AND term = ?"
+        return self._db.execute(sql, [*segs, term]).fetchall()
 
     def _mask(self, filters: SearchFilters | None) -> np.ndarray | None:
         """Rows that are committed and pass the filters; None when that is every row a posting names."""
@@ -492,11 +496,11 @@ class LexicalIndex:
         seg = self._db.execute("INSERT INTO segments(level, docs) VALUES (?, ?) RETURNING seg", (level, docs))
         seg_id = seg.fetchone()[0]
         self._db.executemany(
-            "INSERT INTO postings(term, seg, rows, tfs) VALUES (?, ?, ?, ?)",
+            "INSERT INTO postings(seg, term, rows, tfs) VALUES (?, ?, ?, ?)",
             (
-                (term, seg_id, arr[:, 0].astype(np.int32).tobytes(),
+                (seg_id, term, arr[:, 0].astype(np.int32).tobytes(),
                  np.minimum(arr[:, 1], 65535).astype(np.uint16).tobytes())
-                for term, pairs in postings.items()
+                for term, pairs in sorted(postings.items())
                 for arr in [np.array(pairs, dtype=np.int64)]
             ),
         )  # fmt: skip
@@ -525,8 +529,8 @@ class LexicalIndex:
                     "INSERT INTO segments(level, docs) VALUES (?, ?) RETURNING seg", (level + 1, docs)
                 ).fetchone()[0]
                 self._db.executemany(
-                    "INSERT INTO postings(term, seg, rows, tfs) VALUES (?, ?, ?, ?)",
-                    ((term, seg, *_sorted_join(r, t)) for term, (r, t) in merged.items()),
+                    "INSERT INTO postings(seg, term, rows, tfs) VALUES (?, ?, ?, ?)",
+                    ((seg, term, *_sorted_join(r, t)) for term, (r, t) in sorted(merged.items())),
                 )
             log.debug("merged %d lexical segments of level %d", len(segs), level)
 
