@@ -102,7 +102,8 @@ def runs(ranked: dict[str, tuple[Any, Any]], mode: str, dense_w: float, cand: in
     out = {}
     for qid, (dense, bm25) in ranked.items():
         if mode == "hybrid":
-            papers = fuse(dense[:cand], bm25[:cand], dense_weight=dense_w, bm25_weight=1 - dense_w, limit=100)
+            papers = fuse(dense[:cand], bm25[:cand], dense_weight=dense_w, bm25_weight=1 - dense_w, limit=100,
+                          depth=cand)  # fmt: skip
         else:
             papers = single(dense if mode == "dense" else bm25, dense=mode == "dense")
         out[qid] = [p.paper_id for p in papers[:100]]

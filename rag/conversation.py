@@ -41,6 +41,11 @@ _PLURAL_PRONOUN = re.compile(r"\b(they|them|their|theirs|both(?![^?]*\band\b)|ea
 # "And on ADE20K?", "What about its parameter count?", "How about the larger variant?", "Also on COCO?"
 _ELLIPSIS = re.compile(r"^\s*(?:and|also|what about|how about|same for|and what about|ok(?:ay)?,? and)\b", re.I)
 _LEAD = re.compile(r"^\s*(?:and|also|so|ok|okay|then|well)\b[\s,]*", re.IGNORECASE)
+# ... but "And what does FiTv2 add…?" is a whole question with a named subject of its own: it stands alone
+_NAMED_QUESTION = re.compile(
+    r"^\s*(?i:and|also),?\s+(?i:what|how|which|who|why|where|when)\s+(?:[a-z]+\s+)?"
+    r"(?i:is|are|was|were|does|do|did|has|have|can)\s+(?:the\s+)?(?:[A-Z][a-z]*[A-Z0-9][\w\-]*|[A-Z]{2,}[\w\-]*)\b"
+)
 # A capitalized name or acronym ("UniBench", "GroupMamba", "COCO").
 _NAME = re.compile(r"\b([A-Z][a-z]*[A-Z0-9][\w\-]*|[A-Z]{2,}[\w\-]*)\b")
 # The question's own subject before a pronoun: "What is GroupMamba and what does it ...", "How does X ... its ...",
@@ -115,7 +120,7 @@ def reference(question: str) -> _Reference | None:
         before = question[: match.start()]
         if not (_OWN_PLURAL.search(before) and not _AUXILIARY_BEFORE.search(before)):
             return _Reference(everything=True)
-    if _ELLIPSIS.search(question):
+    if _ELLIPSIS.search(question) and not _NAMED_QUESTION.search(question):
         return _Reference(everything=True)
     return None
 

@@ -92,7 +92,7 @@ BOILERPLATE = re.compile(
     r"\b(effectiveness|capabilities|potential|superiority|value) of (our|the proposed|this)\b|\bunderscores?\b",
     re.IGNORECASE,
 )
-_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-.@]*[A-Za-z0-9]")
+_TOKEN = re.compile(r"\d{1,3}(?:,\d{3})+(?![\d,])|[A-Za-z0-9][A-Za-z0-9\-.@]*[A-Za-z0-9]")  # "100,000" is one number
 _DESCRIPTIVE_SUFFIX = re.compile(r"(?<=[A-Za-z0-9])-[a-z]+$")
 _SQUASH = re.compile(r"[^a-z0-9]+")
 # Examples a question gives ("such as COCO", "e.g. LoRA"), and a number that is a bound ("86% or more", "at least 8").

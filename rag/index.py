@@ -154,10 +154,11 @@ class PaperIndex:
     def search(self, query: str, k: int, filters: SearchFilters | None = None) -> list[Hit]:
         """The k best papers for a query (best chunk each), fused from dense and BM25 per settings.retrieval."""
         mode = self.settings.retrieval
-        dense, bm25 = self.rankings(query, max(self.settings.candidates, 2 * k), filters)
+        depth = max(self.settings.candidates, 2 * k)
+        dense, bm25 = self.rankings(query, depth, filters)
         if mode == "hybrid":
             s = self.settings
-            ranked = fuse(dense, bm25, dense_weight=s.dense_weight, bm25_weight=s.bm25_weight, limit=k)
+            ranked = fuse(dense, bm25, dense_weight=s.dense_weight, bm25_weight=s.bm25_weight, limit=k, depth=depth)
         else:
             ranked = single(dense if mode == "dense" else bm25, dense=mode == "dense")[:k]
         return self._hits(ranked)

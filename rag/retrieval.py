@@ -20,29 +20,37 @@ class FusedPaper:
     bm25_score: float | None
 
 
-def _normalized(ranked: Ranked) -> tuple[dict[str, float], float]:
-    """Each chunk's score divided by the best score of the list, and the lowest such value (0 for an empty list)."""
+def _normalized(ranked: Ranked, depth: int | None) -> tuple[dict[str, float], float]:
+    """Each chunk's score divided by the best score of the list, and what a chunk missing from it gets: the lowest
+    value when the list was cut at `depth`, 0 when it is shorter (it holds every chunk that scored at all)."""
     if not ranked:
         return {}, 0.0
     top = max(score for _, _, score in ranked)
     top = top if top > 0 else 1.0
     scaled = {chunk_id: score / top for chunk_id, _, score in ranked}
-    return scaled, min(scaled.values())
+    return scaled, min(scaled.values()) if depth is None or len(ranked) >= depth else 0.0
 
 
 def fuse(
-    dense: Ranked, bm25: Ranked, *, dense_weight: float, bm25_weight: float, limit: int | None = None
+    dense: Ranked,
+    bm25: Ranked,
+    *,
+    dense_weight: float,
+    bm25_weight: float,
+    limit: int | None = None,
+    depth: int | None = None,
 ) -> list[FusedPaper]:
     """Score fusion at paper level: dense_weight * dense / best dense + bm25_weight * BM25 / best BM25.
 
     Each retriever's scores are divided by the best score of its candidate list, so both run from 1 down; a paper
-    missing from one list gets that list's lowest value (it scored no better than the last candidate). A paper
+    missing from one list gets that list's lowest value (it scored no better than the last candidate), or 0 when the
+    list is shorter than the `depth` asked of each retriever (BM25 drops chunks without a query term). A paper
     takes its best chunk in each list, and is shown with its chunk of best fused score. Chosen over reciprocal rank
     fusion on SciFact train (bench/retrieval.py, evals/reports/retrieval.md): ranks throw away how far ahead a
     retriever's best candidates are. The `limit` best papers are returned (all when None), ties by paper id.
     """
-    dense_n, dense_floor = _normalized(dense)
-    bm25_n, bm25_floor = _normalized(bm25)
+    dense_n, dense_floor = _normalized(dense, depth)
+    bm25_n, bm25_floor = _normalized(bm25, depth)
     paper_of: dict[str, str] = {}
     raw_dense: dict[str, float] = {}
     raw_bm25: dict[str, float] = {}

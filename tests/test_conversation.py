@@ -45,6 +45,7 @@ ABSTAINED = [
         ("Summarise the one with code.", TWO_CITED, ("cb",), "Summarise CBNet."),
         ("How do they compare?", TWO_CITED, ("cb", "mx"), "How do CBNet and MaxViT compare?"),
         ("And on ADE20K?", ONE_CITED, ("mx",), "MaxViT: on ADE20K?"),
+        ("And what about COCO?", ONE_CITED, ("mx",), "MaxViT: what about COCO?"),
         ("What does source [2] report?", TWO_CITED, ("mx",), "What does MaxViT report?"),
         ("Which one has code?", TWO_CITED, ("cb",), "Which of CBNet and MaxViT has code?"),
         ("Which of them uses attention?", TWO_CITED, ("cb", "mx"), "Which of CBNet and MaxViT uses attention?"),
@@ -74,6 +75,9 @@ def test_follow_ups_resolve_to_the_cited_papers(question, history, papers, stand
         ("Which papers report both COCO and ADE20K results?", TWO_CITED),
         ("Does any paper unify 50+ benchmarks, and how long does its distilled set take to run?", ONE_CITED),
         ("Is there a paper on fractal pre-training? What does it propose?", ONE_CITED),  # "a paper" is the referent
+        # "And" before a whole question with a named subject of its own ("And on ADE20K?" stays a follow-up)
+        ("And what does FiTv2 add on top of the original Flexible Vision Transformer?", ONE_CITED),
+        ("Also, how fast is GroupMamba?", TWO_CITED),
     ],
 )
 def test_self_contained_questions_are_searched_as_typed(question, history) -> None:

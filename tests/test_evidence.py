@@ -156,6 +156,9 @@ def test_a_bare_number_must_stand_alone() -> None:
     assert mentioned("reaches 86.5% on 512 GPUs", ["512"]) == 1
     assert mentioned("trained on 1512 images", ["512"]) == 0
     assert mentioned("Recall@1 of 40.2", ["Recall@1"]) == 1
+    # a number with thousands separators is one term, found as written ("100,000", not "100" and "000")
+    terms = exact_terms("Which model scales the codebook to 100,000 entries?", [])
+    assert terms == ["100,000"] and mentioned("extends the codebook size to 100,000, achieving", terms) == 1
 
 
 def test_examples_and_alternatives_need_one_term_and_bounds_are_not_exact() -> None:
