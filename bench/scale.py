@@ -384,9 +384,15 @@ def write_report(result: dict[str, Any], md: Path) -> None:
     ]
     for r in result["sizes"]:
         i, d, s, a = r["ingest"], r["disk_mib"], r["search"], r["add_1000"]
+        resumed = (
+            f"; a resumed build: {i['added_this_run']:,} added by this run, {i['committed_before']:,} by earlier "
+            "runs, peak RSS over all runs"
+            if i.get("resumed")
+            else ""
+        )
         lines.append(
             f"| {r['size']:,} | {i['abstracts_per_s']:,} abstracts/s "
-            f"({i['seconds']} s, load {i['load_avg_1m_at_start']}) "
+            f"({i['seconds']} s, load {i['load_avg_1m_at_start']}{resumed}) "
             f"| {_gib(i['peak_rss_mib'])} | {d['total']:,} MiB ({d['chroma']:,} + {d['lexical']:,}) "
             f"| {s['p50_ms']} / {s['p95_ms']} ms (load {s['load_avg_1m_after']}) "
             f"| {r['ask_extractive']['p50_ms']} ms | {a['seconds']} s ({a['lexical_segments']} lexical segments) |"
