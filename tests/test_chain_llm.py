@@ -210,7 +210,7 @@ def test_server_killed_mid_answer(indexed: Assistant, disposable_llama_server: d
     deltas, answer, error = within(60, run)
     assert process.poll() is not None  # the server really died during the answer
     if error is not None:  # killed while the model read the prompt or while it streamed
-        assert fallback == "error" and re.search(r"failed (while streaming|before answering): ", str(error))
+        assert fallback == "error" and re.search(r"failed (while streaming the answer|before answering): ", str(error))
     else:
         # a fallback answer, or the verified part of the reply with a notice that it stopped early
         assert answer is not None and answer.notice
