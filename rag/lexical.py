@@ -41,6 +41,7 @@ NO_YEAR = np.iinfo(np.int32).min
 FANOUT = 8  # segments of one level merged into one of the next
 MAX_LEVEL = 3  # segments this big are never merged again: adding a batch never rewrites the whole index
 SEARCH_MMAP_BYTES = 1 << 40  # the whole file (SQLite caps it, at 2 GiB in common builds); read pages only
+LOOKUP_COST = 16  # a binary search costs about this many list entries filtered through a mask
 PRUNE_MARGIN = 1e-3  # slack on the pruning bound, far above float32 rounding of BM25 sums
 SCHEMA_VERSION = "3"  # an index written by another version is rebuilt from Chroma (rag/index.py)
 _PAPER_FIELDS = ("title", "abstract", "url", "code_urls", "source", "year", "authors")
@@ -273,8 +274,8 @@ class LexicalIndex:
         MaxScore (Turtle and Flood, 1995), exact: terms are added rarest first, and the n best rows so far are kept
         (a row's score changes only when the term at hand holds it, so the new n best are among the old ones and the
         term's own n best). A term adds at most idf * tf_max / (tf_max + shortest norm) to a row; once the terms left
-        can add less than the n-th best score so far, only rows already that close to it are scored further, so
-        the frequent terms cost a cheap filter instead of the full BM25 arithmetic.
+        can add less than the n-th best score so far, only rows already that close to it are scored further: they
+        are looked up in the frequent terms' posting lists (binary search) instead of those lists being scored whole.
         """
         scores = np.zeros(len(self._alive), dtype=np.float32)
         best = np.zeros(0, dtype=np.int64)
@@ -293,22 +294,43 @@ class LexicalIndex:
                 terms.append((idf, idf * tf_max / (tf_max + shortest), parts))
         terms.sort(key=lambda term: -term[0])
         left = sum(bound for _, bound, _ in terms)  # the most the terms not yet added can add to a row
-        pruned = False
+        near: np.ndarray | None = None  # once pruning starts: the rows that can still reach the n best, ascending
+        mask: np.ndarray | None = None  # the same rows as a mask over all rows, made when a long list needs it
         for idf, bound, parts in terms:
             left -= bound
-            rows = np.concatenate([r for r, _ in parts])
-            tfs = np.concatenate([t for _, t in parts])
-            if keep is not None:
-                ok = keep[rows]
-                rows, tfs = rows[ok], tfs[ok]
-            tf = tfs.astype(np.float32)
-            scores[rows] += idf * tf / (tf + norm[rows])
-            best = _top(scores, np.union1d(best, _top(scores, rows, n)), n)
+            if near is None:
+                rows = np.concatenate([r for r, _ in parts])
+                tfs = np.concatenate([t for _, t in parts])
+                if keep is not None:
+                    ok = keep[rows]
+                    rows, tfs = rows[ok], tfs[ok]
+                tf = tfs.astype(np.float32)
+                scores[rows] += idf * tf / (tf + norm[rows])
+                best = _top(scores, np.union1d(best, _top(scores, rows, n)), n)
+            else:
+                for r, t in parts:
+                    if len(near) * LOOKUP_COST < len(r):  # a few near rows: binary-search them in the list
+                        at = np.minimum(np.searchsorted(r, near), len(r) - 1)
+                        found = r[at] == near
+                        rows, tfs = near[found], t[at[found]]
+                    else:  # many: filter the list through a mask of them
+                        if mask is None:
+                            mask = np.zeros(len(scores), dtype=bool)
+                            mask[near] = True
+                        ok = mask[r]
+                        rows, tfs = r[ok], t[ok]
+                    tf = tfs.astype(np.float32)
+                    scores[rows] += idf * tf / (tf + norm[rows])
+                best = _top(scores, near, n)
             # rows further than `left` below the n-th best cannot reach it; the margin covers float rounding
             cut = scores[best].min() - left * (1 + PRUNE_MARGIN) - PRUNE_MARGIN if len(best) >= n else 0.0
-            if not pruned and cut > 0:
-                keep = scores >= cut
-                pruned = True
+            if cut > 0 and near is None:
+                near = np.flatnonzero(scores >= cut)
+            elif cut > 0:
+                gone = scores[near] < cut
+                if mask is not None:
+                    mask[near[gone]] = False
+                near = near[~gone]
         best = best[np.lexsort((best, -scores[best]))][:n]
         return best, scores[best]
 
