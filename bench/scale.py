@@ -209,6 +209,9 @@ def measure(args: argparse.Namespace, size: int) -> dict[str, Any]:
         }
         if summary.skipped:  # resumed: the rate is this run's, over the abstracts it added
             ingest |= {"resumed": True, "added_this_run": summary.added, "committed_before": summary.skipped}
+        built = args.work / f"result-{size}.json"
+        if args.resume and not summary.added and built.exists():  # nothing left to build: keep the build's figures
+            ingest = json.loads(built.read_text())["ingest"] | {"remeasured": time.strftime("%Y-%m-%d %H:%M UTC")}
     result: dict[str, Any] = {
         "size": size,
         "vectors": gen.vector_source,
@@ -390,6 +393,8 @@ def write_report(result: dict[str, Any], md: Path) -> None:
             if i.get("resumed")
             else ""
         )
+        if i.get("remeasured"):
+            resumed += f"; search, ask and add re-measured on {i['remeasured']} on the built collection"
         lines.append(
             f"| {r['size']:,} | {i['abstracts_per_s']:,} abstracts/s "
             f"({i['seconds']} s, load {i['load_avg_1m_at_start']}{resumed}) "

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 _ORDINALS = {"first": 0, "former": 0, "second": 1, "third": 2, "fourth": 3, "fifth": 4, "latter": -1, "last": -1}
 _NOUN = r"(?:one|paper|model|method|work|approach|architecture|network|study|article|framework|backbone|system)"
+# A capitalized name or acronym ("UniBench", "GroupMamba", "COCO"); the case-blind patterns below read it too.
+_NAME_PATTERN = r"(?:[A-Z][a-z]*[A-Z0-9][\w\-]*|[A-Z]{2,}[\w\-]*)"
 _ORDINAL_REF = re.compile(rf"\b(?:the\s+)?({'|'.join(_ORDINALS)})\s+{_NOUN}\b|\bthe\s+({'|'.join(_ORDINALS)})\b", re.I)
 _NUMBER_REF = re.compile(rf"\b(?:{_NOUN}|source|reference)\s*\[?(\d{{1,2}})\]?|\[(\d{{1,2}})\]", re.IGNORECASE)
 _WITH_CODE = re.compile(
@@ -44,15 +46,14 @@ _LEAD = re.compile(r"^\s*(?:and|also|so|ok|okay|then|well)\b[\s,]*", re.IGNORECA
 # ... but "And what does FiTv2 add…?" is a whole question with a named subject of its own: it stands alone
 _NAMED_QUESTION = re.compile(
     r"^\s*(?i:and|also),?\s+(?i:what|how|which|who|why|where|when)\s+(?:[a-z]+\s+)?"
-    r"(?i:is|are|was|were|does|do|did|has|have|can)\s+(?:the\s+)?(?:[A-Z][a-z]*[A-Z0-9][\w\-]*|[A-Z]{2,}[\w\-]*)\b"
+    rf"(?i:is|are|was|were|does|do|did|has|have|can)\s+(?:the\s+)?{_NAME_PATTERN}\b"
 )
-# A capitalized name or acronym ("UniBench", "GroupMamba", "COCO").
-_NAME = re.compile(r"\b([A-Z][a-z]*[A-Z0-9][\w\-]*|[A-Z]{2,}[\w\-]*)\b")
+_NAME = re.compile(rf"\b({_NAME_PATTERN})\b")
 # The question's own subject before a pronoun: "What is GroupMamba and what does it ...", "How does X ... its ...",
 # "Summarise the grouped state-space model and what it improves": the pronoun points back inside the question.
 _OWN_SUBJECT = re.compile(
     r"\b(?:is|are|was|were|does|do|did|about|describe|summari[sz]e|explain|of)\s+(?:the\s+|a\s+|an\s+)?"
-    r"(?:[A-Z][a-z]*[A-Z0-9][\w\-]*|[A-Z]{2,}[\w\-]*)|"
+    rf"{_NAME_PATTERN}|"
     r"^\s*(?:(?:in|on|for|of|from|among)\s+)?(?:what|how|why|which|who|is|are|does|do|did|can|has|have)\b[^?]{12,}\band\b|"
     # an indefinite subject introduces a new referent: "Is there a paper on X? What does it report?"
     rf"\b(?:a|an|any|some)\s+(?:[\w-]+\s+){{0,3}}?{_NOUN}s?\b",
