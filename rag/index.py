@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REBUILD_BATCH = 2000  # chunks per lexical commit when rebuilding from Chroma
+COMPACT_SHARE = 0.25  # an ingest that writes this share of the collection's chunks compacts the lexical file
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]")  # Chroma's rule for collection names
 
 
@@ -70,8 +71,11 @@ class PaperIndex:
             self.store.collection(create=True, model=self.model)
             if self.store.count():
                 self.check_model()
-            self.lexical(writer=True)
-            return Ingest(self, progress, embedding_model_id).run(papers, prune, duplicates_merged)
+            lex = self.lexical(writer=True)
+            summary = Ingest(self, progress, embedding_model_id).run(papers, prune, duplicates_merged)
+            if summary.chunks_written >= COMPACT_SHARE * lex.count()[1]:  # a bulk load: lay the postings out afresh
+                lex.compact()
+            return summary
 
     def lexical(self, writer: bool = False) -> LexicalIndex:
         """The lexical index, checked once against Chroma's stamp and rebuilt from Chroma when out of step."""
@@ -123,6 +127,7 @@ class PaperIndex:
                 self._commit_stored(lex, ready)
                 ready, pending = [], 0
         self._commit_stored(lex, ready)
+        lex.compact()
         if by_paper:
             log.warning("%d papers of %r have missing chunks in Chroma: re-ingest them", len(by_paper), self.name)
         if self.store.collection() is not None and (stamp := lex.stamp()):

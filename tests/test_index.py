@@ -405,3 +405,22 @@ def test_a_rerun_with_nothing_to_do_repairs_a_lagging_stamp(index: PaperIndex) -
     index.store.set_meta(**{STAMP_KEY: f"{ident}:{int(gen) - 1}"})  # as if killed between the commit and the stamp
     assert index.sync(PAPERS, progress=False).wrote_nothing
     assert index.store.collection(refresh=True).metadata[STAMP_KEY] == f"{ident}:{gen}"
+
+
+def test_a_bulk_ingest_compacts_the_lexical_file_and_a_small_addition_does_not(
+    tmp_path: Path, embedder: MiniLMEmbedding, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rag.index import COMPACT_SHARE
+    from rag.lexical import LexicalIndex
+
+    compacted: list[Path] = []
+    original = LexicalIndex.compact
+    monkeypatch.setattr(LexicalIndex, "compact", lambda self: (compacted.append(self.path), original(self))[1])
+    idx = make_index(tmp_path, embedder)
+    idx.sync(PAPERS, progress=False)  # the first load is all of the collection
+    assert compacted == [idx.lexical_path]
+    extra = Paper(id="x0", title="Extra 0", abstract="A short extra abstract.")
+    assert COMPACT_SHARE * idx.lexical().count()[1] > 1
+    idx.sync([*PAPERS, extra], progress=False)
+    assert compacted == [idx.lexical_path]  # one chunk added to many: the file is left as it is
+    assert ids(idx.search("short extra abstract", k=1)) == ["x0"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
+import sqlite3
 from collections import Counter
 from pathlib import Path
 
@@ -83,3 +85,27 @@ def test_pruned_search_returns_the_brute_force_top_n(tmp_path: Path, seed: int) 
                 for cid, _, score in got:
                     assert cid not in wanted or math.isclose(wanted[cid], score, rel_tol=1e-4)
                 assert all(pid in keep for _, pid, _ in got)
+
+
+def test_compact_rewrites_the_file_and_keeps_every_result(tmp_path: Path) -> None:
+    rng = random.Random(3)
+    index = LexicalIndex(tmp_path / "lex.sqlite", TITLE_REPEATS)
+    papers = [make_paper(rng, i) for i in range(300)]
+    for start in range(0, len(papers), 5):  # many merges: segments freed and rewritten
+        index.commit([], [IndexedPaper(p, chunk_paper(p, 512, 1), "h") for p in papers[start : start + 5]])
+    index.commit([f"p{i}" for i in range(0, 300, 7)], [])
+    index.commit([], [IndexedPaper(p, chunk_paper(p, 512, 1), "h") for p in papers[:15:7]])  # re-added after the drop
+    queries = [" ".join(rng.choices(WORDS, WEIGHTS, k=rng.randint(2, 10))) for _ in range(20)]
+    before = [index.search(q, 20, None, K1, B) for q in queries]
+    scattered = _jumps(tmp_path / "lex.sqlite")
+    index.compact()
+    assert _jumps(tmp_path / "lex.sqlite") < scattered / 4, scattered
+    assert [index.search(q, 20, None, K1, B) for q in queries] == before
+    assert LexicalIndex(tmp_path / "lex.sqlite", TITLE_REPEATS).search(queries[0], 20, None, K1, B) == before[0]
+
+
+def _jumps(path: Path) -> int:
+    """Pages of the postings table, in key order, that do not follow the previous one in the file."""
+    with sqlite3.connect(path) as db:
+        pages = [n for (n,) in db.execute("SELECT pageno FROM dbstat WHERE name = 'postings'")]
+    return sum(b != a + 1 for a, b in itertools.pairwise(pages))
