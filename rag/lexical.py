@@ -117,6 +117,7 @@ class LexicalIndex:
         self._alive = np.zeros(0, dtype=bool)
         self._n_docs, self._avgdl = 0, 1.0  # committed chunks and their mean length, for BM25
         self._rows = 0  # rows ever committed: alive ones plus dead ones
+        self._dead = np.zeros(0, dtype=np.int64)  # the dead ones, ascending
         self._norm_key: tuple[int, float, float] | None = None
         self._norm, self._shortest = np.zeros(0, dtype=np.float32), 0.0
         self._length = np.zeros(0, dtype=np.float32)
@@ -185,6 +186,7 @@ class LexicalIndex:
         if dead:
             self._alive[np.asarray(dead, dtype=np.int64)] = False
         self._rows = max(self._rows, top)
+        self._dead = np.flatnonzero(~self._alive[: self._rows])
         self._n_docs = int(self._alive.sum())
         self._avgdl = float(self._length[self._alive].mean()) if self._n_docs else 1.0
         self._gen = gen
@@ -286,9 +288,7 @@ class LexicalIndex:
         terms: list[tuple[float, float, list[tuple[np.ndarray, np.ndarray]]]] = []
         for blobs in postings:
             parts = [(np.frombuffer(r, dtype=np.int32), np.frombuffer(t, dtype=np.uint16)) for r, t in blobs]
-            df = sum(len(r) for r, _ in parts)
-            if df and self._rows != self._n_docs:  # postings keep the rows of deleted chunks: count the live ones
-                df = sum(int(self._alive[r].sum()) for r, _ in parts)
+            df = sum(self._live(r) for r, _ in parts)
             if df:
                 idf = math.log(1 + (self._n_docs - df + 0.5) / (df + 0.5))
                 tf_max = max(int(t.max()) for _, t in parts if len(t))
@@ -334,6 +334,15 @@ class LexicalIndex:
                 near = near[~gone]
         best = best[np.lexsort((best, -scores[best]))][:n]
         return best, scores[best]
+
+    def _live(self, rows: np.ndarray) -> int:
+        """How many of a posting list's (ascending) rows are alive: postings keep the rows of deleted chunks."""
+        if not len(self._dead) or not len(rows):
+            return len(rows)
+        if len(self._dead) * LOOKUP_COST < len(rows):  # few deletions: find them in the list
+            at = np.minimum(np.searchsorted(rows, self._dead), len(rows) - 1)
+            return len(rows) - int(np.count_nonzero(rows[at] == self._dead))
+        return int(np.count_nonzero(self._alive[rows]))
 
     def _norms(self, k1: float, b: float) -> tuple[np.ndarray, float]:
         """BM25's length normalisation k1 (1 - b + b dl / avgdl) per row and its smallest value over live rows.
