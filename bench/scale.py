@@ -69,6 +69,9 @@ def parse_args() -> argparse.Namespace:
         help="continue a size's collection left by a stopped run instead of starting it afresh (its peak RSS is the "
         "highest of all runs, logged to <work>/size-N/build.jsonl)",
     )
+    p.add_argument(
+        "--note", action="append", default=[], help="a line on the run's conditions for the report (repeatable)"
+    )
     p.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one size in this process
     p.add_argument("--ingested", type=json.loads, help=argparse.SUPPRESS)  # internal: --one on a built collection
     return p.parse_args()
@@ -172,11 +175,11 @@ def quantiles(times: list[float]) -> dict[str, float]:
     return {"p50_ms": round(statistics.median(times), 1), "p95_ms": round(cuts[18], 1), "n": len(times)}
 
 
-def claims(scifact: Path, n: int) -> list[str]:
-    """The first n SciFact test claims (query texts)."""
+def claims(scifact: Path, n: int, split: str = "test") -> list[str]:
+    """The first n SciFact claims (query texts) of a split."""
     queries = {q["_id"]: q["text"] for q in map(json.loads, (scifact / "queries.jsonl").open(encoding="utf-8"))}
-    test = sorted({row.split("\t")[0] for row in (scifact / "qrels" / "test.tsv").read_text().splitlines()[1:]})
-    return [queries[q] for q in test][:n]
+    ids = sorted({row.split("\t")[0] for row in (scifact / "qrels" / f"{split}.tsv").read_text().splitlines()[1:]})
+    return [queries[q] for q in ids][:n]
 
 
 def measure(args: argparse.Namespace, size: int) -> dict[str, Any]:
@@ -221,6 +224,10 @@ def measure(args: argparse.Namespace, size: int) -> dict[str, Any]:
     print(f"  {size}: ingest {result['ingest']}", file=sys.stderr)
 
     reader = PaperIndex(settings, embedder, COLLECTION)  # a fresh reader, as a new process would open it
+    # the first queries after opening read the index from disk; the next new ones find part of it in the page cache,
+    # as a running app does: both are timed, each query once (train claims first, then the test claims)
+    result["search_first"] = latency(reader, claims(args.scifact, args.queries, "train"))
+    print(f"  {size}: search, first queries {result['search_first']}", file=sys.stderr)
     texts = claims(args.scifact, args.queries)
     result["search"] = latency(reader, texts)
     print(f"  {size}: search {result['search']}", file=sys.stderr)
@@ -382,8 +389,8 @@ def write_report(result: dict[str, Any], md: Path) -> None:
         f"{result['ingest_batch_size']}).",
         "",
         "| abstracts | ingest (supplied vectors) | ingest peak RSS | disk (Chroma + lexical) | search p50 / p95 | "
-        "ask p50 (extractive) | add 1,000 (lexical included) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "search p50 / p95, first queries after opening | ask p50 (extractive) | add 1,000 (lexical included) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in result["sizes"]:
         i, d, s, a = r["ingest"], r["disk_mib"], r["search"], r["add_1000"]
@@ -393,22 +400,31 @@ def write_report(result: dict[str, Any], md: Path) -> None:
             if i.get("resumed")
             else ""
         )
+        f = r.get("search_first")
+        first = f"{f['p50_ms']} / {f['p95_ms']} ms" if f else "not measured (an earlier run)"
         if i.get("remeasured"):
             resumed += f"; search, ask and add re-measured on {i['remeasured']} on the built collection"
         lines.append(
             f"| {r['size']:,} | {i['abstracts_per_s']:,} abstracts/s "
             f"({i['seconds']} s, load {i['load_avg_1m_at_start']}{resumed}) "
             f"| {_gib(i['peak_rss_mib'])} | {d['total']:,} MiB ({d['chroma']:,} + {d['lexical']:,}) "
-            f"| {s['p50_ms']} / {s['p95_ms']} ms (load {s['load_avg_1m_after']}) "
+            f"| {s['p50_ms']} / {s['p95_ms']} ms (load {s['load_avg_1m_after']}) | {first} "
             f"| {r['ask_extractive']['p50_ms']} ms | {a['seconds']} s ({a['lexical_segments']} lexical segments) |"
         )
     for u in result["unfinished"]:
         lines.append(
             f"| {u['size']:,} | stopped at the deadline: {u['committed']:,} abstracts committed in about "
-            f"{u['seconds']:.0f} s (load {u['load_avg_1m']}) | | | | | |"
+            f"{u['seconds']:.0f} s (load {u['load_avg_1m']}) | | | | | | |"
         )
     lines += [
         "",
+        "Search (k=10, hybrid) is timed in a fresh reader process, each query once: first 200 SciFact train claims, "
+        "the first queries after opening, which read the index from disk unless an earlier process left it in the "
+        "page cache; then the 200 test claims, new questions to a reader that has answered others, as a running app "
+        "is. The floor is judged on the higher of the two p95s.",
+        "",
+        *[f"- {note}" for note in result.get("notes", [])],
+        *([""] if result.get("notes") else []),
         f"Real ingest (chunk, embed with MiniLM int8, write both sides) of {real['abstracts']} recombined abstracts: "
         f"{real['ingest_abstracts_per_s']} abstracts/s; the bare embedder on the same texts, side by side (before "
         f"and after): {real['bare_embedder_abstracts_per_s']} abstracts/s; ingest/bare = **{real['ratio']}** by "
@@ -469,9 +485,9 @@ def floors(result: dict[str, Any]) -> dict[str, str]:
             f"not measured ({note}: {_gib(by_size[read]['ingest']['peak_rss_mib'])} at {read:,})"
         )
     else:
-        out["search p95 <= 100 ms at 1M"] = verdict(
-            million["search"]["p95_ms"] <= 100, f"{million['search']['p95_ms']} ms"
-        )
+        p95 = [million["search"]["p95_ms"], *([million["search_first"]["p95_ms"]] if "search_first" in million else [])]
+        figures = " ms; first queries after opening ".join(map(str, p95))
+        out["search p95 <= 100 ms at 1M"] = verdict(max(p95) <= 100, f"{figures} ms")
         out["add 1,000 to 1M <= 60 s"] = verdict(
             million["add_1000"]["seconds"] <= 60, f"{million['add_1000']['seconds']} s"
         )
@@ -521,6 +537,7 @@ def main() -> int:
         "sizes": sizes,
         "unfinished": unfinished,
         "real_ingest": real,
+        "notes": args.note,
     }
     result["floors"] = floors(result)
     args.out_json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
