@@ -42,6 +42,7 @@ NO_YEAR = np.iinfo(np.int32).min
 FANOUT = 8  # segments of one level merged into one of the next
 MAX_LEVEL = 3  # segments this big are never merged again: adding a batch never rewrites the whole index
 SEARCH_MMAP_BYTES = 1 << 40  # the whole file (SQLite caps it, at 2 GiB in common builds); read pages only
+TERM_STATS_KEPT = 100_000  # terms whose statistics a searcher keeps (a few MB)
 LOOKUP_COST = 16  # a binary search costs about this many list entries filtered through a mask
 PRUNE_MARGIN = 1e-3  # slack on the pruning bound, far above float32 rounding of BM25 sums
 SCHEMA_VERSION = "3"  # an index written by another version is rebuilt from Chroma (rag/index.py)
@@ -118,6 +119,7 @@ class LexicalIndex:
         self._n_docs, self._avgdl = 0, 1.0  # committed chunks and their mean length, for BM25
         self._rows = 0  # rows ever committed: alive ones plus dead ones
         self._dead = np.zeros(0, dtype=np.int64)  # the dead ones, ascending
+        self._term_stats: dict[str, tuple[int, int]] = {}  # term -> live document frequency, highest term count
         self._norm_key: tuple[int, float, float] | None = None
         self._norm, self._shortest = np.zeros(0, dtype=np.float32), 0.0
         self._length = np.zeros(0, dtype=np.float32)
@@ -187,6 +189,7 @@ class LexicalIndex:
             self._alive[np.asarray(dead, dtype=np.int64)] = False
         self._rows = max(self._rows, top)
         self._dead = np.flatnonzero(~self._alive[: self._rows])
+        self._term_stats.clear()
         self._n_docs = int(self._alive.sum())
         self._avgdl = float(self._length[self._alive].mean()) if self._n_docs else 1.0
         self._gen = gen
@@ -225,7 +228,7 @@ class LexicalIndex:
                     segs = [s for (s,) in self._db.execute("SELECT seg FROM segments")]
                     postings = [self._postings(t, segs) for t in terms]
                     keep = self._mask(filters)
-                    best, scores = self._best(postings, keep, k1, b, n)
+                    best, scores = self._best(terms, postings, keep, k1, b, n)
                     names = self._names(best)
                 finally:
                     self._db.execute("COMMIT")
@@ -270,7 +273,13 @@ class LexicalIndex:
         return np.asarray(rows, dtype=np.int64)
 
     def _best(
-        self, postings: list[list[tuple[bytes, bytes]]], keep: np.ndarray | None, k1: float, b: float, n: int
+        self,
+        terms: list[str],
+        postings: list[list[tuple[bytes, bytes]]],
+        keep: np.ndarray | None,
+        k1: float,
+        b: float,
+        n: int,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The rows of the n best BM25 scores among the rows passing `keep` (best first, ties by row), and the scores.
 
@@ -285,19 +294,18 @@ class LexicalIndex:
         if self._n_docs == 0:
             return best, scores[best]
         norm, shortest = self._norms(k1, b)
-        terms: list[tuple[float, float, list[tuple[np.ndarray, np.ndarray]]]] = []
-        for blobs in postings:
+        scored: list[tuple[float, float, list[tuple[np.ndarray, np.ndarray]]]] = []
+        for term, blobs in zip(terms, postings, strict=True):
             parts = [(np.frombuffer(r, dtype=np.int32), np.frombuffer(t, dtype=np.uint16)) for r, t in blobs]
-            df = sum(self._live(r) for r, _ in parts)
+            df, tf_max = self._stats(term, parts)
             if df:
                 idf = math.log(1 + (self._n_docs - df + 0.5) / (df + 0.5))
-                tf_max = max(int(t.max()) for _, t in parts if len(t))
-                terms.append((idf, idf * tf_max / (tf_max + shortest), parts))
-        terms.sort(key=lambda term: -term[0])
-        left = sum(bound for _, bound, _ in terms)  # the most the terms not yet added can add to a row
+                scored.append((idf, idf * tf_max / (tf_max + shortest), parts))
+        scored.sort(key=lambda term: -term[0])
+        left = sum(bound for _, bound, _ in scored)  # the most the terms not yet added can add to a row
         near: np.ndarray | None = None  # once pruning starts: the rows that can still reach the n best, ascending
         mask: np.ndarray | None = None  # the same rows as a mask over all rows, made when a long list needs it
-        for idf, bound, parts in terms:
+        for idf, bound, parts in scored:
             left -= bound
             if near is None:
                 rows = np.concatenate([r for r, _ in parts])
@@ -334,6 +342,17 @@ class LexicalIndex:
                 near = near[~gone]
         best = best[np.lexsort((best, -scores[best]))][:n]
         return best, scores[best]
+
+    def _stats(self, term: str, parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[int, int]:
+        """A term's live document frequency and highest term count, kept until the next generation (the frequent
+        terms of one query come back in the next, and counting their live rows reads every posting)."""
+        found = self._term_stats.get(term)
+        if found is None:
+            found = (sum(self._live(r) for r, _ in parts), max((int(t.max()) for _, t in parts if len(t)), default=0))
+            if len(self._term_stats) >= TERM_STATS_KEPT:
+                self._term_stats.clear()
+            self._term_stats[term] = found
+        return found
 
     def _live(self, rows: np.ndarray) -> int:
         """How many of a posting list's (ascending) rows are alive: postings keep the rows of deleted chunks."""

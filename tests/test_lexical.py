@@ -67,10 +67,12 @@ def test_pruned_search_returns_the_brute_force_top_n(tmp_path: Path, seed: int, 
     index.commit([], [IndexedPaper(q, chunk_paper(q, 512, 1), "h") for q in batch])
     # deleted rows stay in the postings and must not count (one deletion: looked up in the lists; many: masked)
     dropped = [f"p{i}" for i in range(0, 400, drop_every)]
+    queries = [" ".join(rng.choices(WORDS, WEIGHTS, k=rng.randint(2, 12))) for _ in range(40)]
+    for query in queries:  # statistics a searcher keeps must not outlive the deletion
+        index.search(query, 10, None, K1, B)
     index.commit(dropped, [])
     for pid in dropped:
         del papers[pid]
-    queries = [" ".join(rng.choices(WORDS, WEIGHTS, k=rng.randint(2, 12))) for _ in range(40)]
     checks = [(None, set(papers)), (SearchFilters(has_code=True), {i for i, p in papers.items() if p.code_urls})]
     checks.append((SearchFilters(year_min=2019), {i for i, p in papers.items() if (p.year or 0) >= 2019}))
     for query in queries:
