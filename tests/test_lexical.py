@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import random
 import sqlite3
@@ -112,3 +113,35 @@ def _jumps(path: Path) -> int:
     with sqlite3.connect(path) as db:
         pages = [n for (n,) in db.execute("SELECT pageno FROM dbstat WHERE name = 'postings'")]
     return sum(b != a + 1 for a, b in itertools.pairwise(pages))
+
+
+def test_a_failed_compaction_is_logged_and_leaves_the_index_usable(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    class FullDisk:
+        """The index's connection, with VACUUM failing as it does when the disk fills up."""
+
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self.db = db
+
+        def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+            if sql == "VACUUM":
+                raise sqlite3.OperationalError("database or disk is full")
+            return self.db.execute(sql, *args)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.db, name)
+
+    rng = random.Random(4)
+    index = LexicalIndex(tmp_path / "lex.sqlite", TITLE_REPEATS)
+    papers = [make_paper(rng, i) for i in range(40)]
+    index.commit([], [IndexedPaper(p, chunk_paper(p, 512, 1), "h") for p in papers])
+    before = index.search("w1x w5x w9x", 10, None, K1, B)
+    index._db = FullDisk(index._db)  # type: ignore[assignment]
+    with caplog.at_level(logging.WARNING, logger="rag.lexical"):
+        assert not index.compact()
+    assert "could not compact the lexical index" in caplog.text and "disk is full" in caplog.text
+    assert index.search("w1x w5x w9x", 10, None, K1, B) == before
+    more = [make_paper(rng, i) for i in range(40, 45)]
+    index.commit([], [IndexedPaper(p, chunk_paper(p, 512, 1), "h") for p in more])  # still writable
+    assert index.count() == (45, 45)
