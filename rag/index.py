@@ -74,7 +74,7 @@ class PaperIndex:
             lex = self.lexical(writer=True)
             summary = Ingest(self, progress, embedding_model_id).run(papers, prune, duplicates_merged)
             if summary.chunks_written >= COMPACT_SHARE * lex.count()[1]:  # a bulk load: lay the postings out afresh
-                lex.compact()
+                lex.compact(progress)
             return summary
 
     def lexical(self, writer: bool = False) -> LexicalIndex:

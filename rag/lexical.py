@@ -585,7 +585,7 @@ class LexicalIndex:
                 )
             log.debug("merged %d lexical segments of level %d", len(segs), level)
 
-    def compact(self) -> bool:
+    def compact(self, progress: bool = False) -> bool:
         """Rewrite the file in key order (SQLite VACUUM), after a bulk load; False (logged) when that failed.
 
         Merges write new segments into the pages older ones freed, so a segment's postings end up scattered over the
@@ -594,8 +594,22 @@ class LexicalIndex:
         it runs (a copy and, in WAL mode, the write-ahead log); readers keep reading their snapshot. A failure leaves
         the index as it was, committed and usable, so it does not fail the ingest that asked for it.
         """
+        from tqdm import tqdm
+
         started = time.perf_counter()
-        with self._lock:
+        # SQLite does not tell how far a VACUUM is (it copies whole tables in single steps): the line shows the time
+        # it has taken so far, refreshed by a timer thread
+        bar = tqdm(desc=f"compacting {self.path.name}", bar_format="{desc}: {elapsed}", disable=not progress)
+        done = threading.Event()
+
+        def refresh() -> None:
+            while not done.wait(1.0):
+                bar.refresh()
+
+        timer = threading.Thread(target=refresh, name="compact-progress", daemon=True)
+        with self._lock, bar:
+            if progress:
+                timer.start()
             try:
                 self._db.execute("VACUUM")
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -606,6 +620,10 @@ class LexicalIndex:
                     "size)", self.path, exc,
                 )  # fmt: skip
                 return False
+            finally:
+                done.set()
+                if progress:
+                    timer.join()
         log.info("compacted the lexical index %s in %.1f s", self.path.name, time.perf_counter() - started)
         return True
 

@@ -145,3 +145,14 @@ def test_a_failed_compaction_is_logged_and_leaves_the_index_usable(
     more = [make_paper(rng, i) for i in range(40, 45)]
     index.commit([], [IndexedPaper(p, chunk_paper(p, 512, 1), "h") for p in more])  # still writable
     assert index.count() == (45, 45)
+
+
+def test_compaction_shows_its_progress_when_asked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rng = random.Random(5)
+    index = LexicalIndex(tmp_path / "lex.sqlite", TITLE_REPEATS)
+    papers = [make_paper(rng, i) for i in range(200)]
+    index.commit([], [IndexedPaper(p, chunk_paper(p, 512, 1), "h") for p in papers])
+    assert index.compact()
+    assert "compacting" not in capsys.readouterr().err
+    assert index.compact(progress=True)
+    assert "compacting lex.sqlite" in capsys.readouterr().err
