@@ -415,7 +415,9 @@ def test_a_bulk_ingest_compacts_the_lexical_file_and_a_small_addition_does_not(
 
     compacted: list[Path] = []
     original = LexicalIndex.compact
-    monkeypatch.setattr(LexicalIndex, "compact", lambda self: (compacted.append(self.path), original(self))[1])
+    monkeypatch.setattr(
+        LexicalIndex, "compact", lambda self, progress=False: (compacted.append(self.path), original(self, progress))[1]
+    )
     idx = make_index(tmp_path, embedder)
     idx.sync(PAPERS, progress=False)  # the first load is all of the collection
     assert compacted == [idx.lexical_path]
