@@ -319,9 +319,8 @@ class LexicalIndex:
             else:
                 for r, t in parts:
                     if len(near) * LOOKUP_COST < len(r):  # a few near rows: binary-search them in the list
-                        at = np.minimum(np.searchsorted(r, near), len(r) - 1)
-                        found = r[at] == near
-                        rows, tfs = near[found], t[at[found]]
+                        found, at = _lookup(r, near)
+                        rows, tfs = near[found], t[at]
                     else:  # many: filter the list through a mask of them
                         if mask is None:
                             mask = np.zeros(len(scores), dtype=bool)
@@ -359,8 +358,7 @@ class LexicalIndex:
         if not len(self._dead) or not len(rows):
             return len(rows)
         if len(self._dead) * LOOKUP_COST < len(rows):  # few deletions: find them in the list
-            at = np.minimum(np.searchsorted(rows, self._dead), len(rows) - 1)
-            return len(rows) - int(np.count_nonzero(rows[at] == self._dead))
+            return len(rows) - int(np.count_nonzero(_lookup(rows, self._dead)[0]))
         return int(np.count_nonzero(self._alive[rows]))
 
     def _norms(self, k1: float, b: float) -> tuple[np.ndarray, float]:
@@ -666,6 +664,14 @@ def _sorted_join(rows: list[bytes], tfs: list[bytes]) -> tuple[bytes, bytes]:
     t = np.concatenate([np.frombuffer(x, dtype=np.uint16) for x in tfs])
     order = np.argsort(r, kind="stable")
     return r[order].tobytes(), t[order].tobytes()
+
+
+def _lookup(rows: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which of the ascending `wanted` rows an ascending, non-empty posting list holds (a mask over `wanted`), and
+    their positions in the list (binary search)."""
+    at = np.minimum(np.searchsorted(rows, wanted), len(rows) - 1)
+    found = rows[at] == wanted
+    return found, at[found]
 
 
 def _top(scores: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
