@@ -29,6 +29,7 @@ _WANTS_CODE = re.compile(
     re.IGNORECASE,
 )
 _PHRASE_TOKEN = re.compile(r"[^\s,;:?!()]+|[,;:?!()]")
+_CLAUSE_END = re.compile(r"[,;:?!.](?:\s|$)")
 _DETERMINERS = frozenset({"the", "a", "an", "those", "these", "that", "this", "its", "their", "any", "ones", "papers",
                           "works", "on", "about", "using", "with"})  # "other than those on medical images"
 # Generic heads that end an excluded name: "other than the Mamba-based ones".
@@ -128,6 +129,9 @@ def parse(question: str) -> Constraints:
         comma = tail.find(",", cut)
         if leading and comma >= 0 and len(tail[:comma].split()) <= MAX_LEADING_WORDS:
             cut = comma + 1
+        elif "".join(kept).rstrip().endswith(","):  # set off by commas (", as opposed to X for Y?"): cut it whole
+            end = _CLAUSE_END.search(tail, cut)
+            cut = end.start() if end else len(tail)
         rest = tail[cut:]
     kept.append(rest)
     positive = re.sub(r"\s+([,;?.])", r"\1", " ".join("".join(kept).split()))

@@ -36,6 +36,7 @@ MODEL_PATH = Path(__file__).parent / "data" / "evidence_model.json"
 SENTENCE_FEATURES: tuple[str, ...] = (
     "cosine", "cosine_gap", "bm25", "term_coverage", "exact_coverage", "number", "number_tied", "unit_match",
     "position", "first", "contribution", "finding", "background", "boilerplate", "paper_rank", "title_cosine", "named",
+    "residual_coverage",
 )  # fmt: skip
 PAPER_FEATURES: tuple[str, ...] = (
     "best_sentence", "second_sentence", "best_cosine", "cosine_gap", "title_cosine", "term_coverage",
@@ -54,7 +55,8 @@ _LIST = re.compile(
     r"(methods|models|approaches|architectures|frameworks|backbones|detectors|benchmarks|datasets|systems|"
     r"techniques|networks|generators|trackers|encoders|pipelines|toolboxes)\b|"
     r"\bpapers\s+(that|which|about|on|using|use|propos)|\bcompare\b|\bdifference between\b|\bboth\b.{0,40}\band\b|"
-    r"\b(what|which) other\s+(\w+\s+){0,2}\w+s\b",  # "what other approaches…": more than the one it names
+    # "what other approaches…": more than the one it names (not "what other data does it…")
+    r"\b(what|which) other\s+((?!(?:does|is|was|has)\b)\w+\s+){0,2}(?!(?:does|is|was|has)\b)\w+s\b",
     re.IGNORECASE,
 )
 _IDENTIFY = re.compile(r"\b(which|what)\s+(paper|work|study|article|method|model|approach|one|system)\b", re.I)
@@ -68,7 +70,8 @@ _SUMMARY = re.compile(
 _DEFINITION = re.compile(r"^\s*(?:what|who)\s*(?:is|are|was|'s)\s+(?P<name>[^?]{1,80}?)\s*\??\s*$", re.IGNORECASE)
 _QUANTITY = re.compile(
     r"\bhow (much|many|fast|large|big|long|small|high|low|well|deep)\b|"
-    r"\bwhat (accuracy|score|speed|size|share|fraction|percentage|proportion|range|number|throughput|latency)\b|"
+    r"\bwhat (accuracy|score|speed|size|share|fraction|percentage|proportion|range|number|throughput|latency|"
+    r"resolution|cost)\b|"
     r"(?<![\w-])(accuracy|score|speed-?up|percent|parameters|FLOPs|GFLOPs|throughput|latency|memory|hours|days|"
     r"billion|million|ratio|share|fraction|range|rate|gain|improvement|saving|savings|reduction|size|count|budget|"
     r"value|figure)"
@@ -482,6 +485,8 @@ def score(
     counted = counted_nouns(question)
     cos_all = [ps.sentence_vectors @ (q_plain if named[n] else q) for n, ps in enumerate(papers)]
     best_cos = max((float(c[i]) for n, c in enumerate(cos_all) for i in usable[n]), default=0.0)
+    # the question's terms its paper's title does not hold: what it asks of a paper it describes by its title words
+    residual = [q_terms - key_terms(ps.paper.title) for ps in papers]
     rows: list[list[float]] = []
     meta: list[tuple[int, int, bool, bool, bool]] = []
     for j, (n, i) in enumerate(flat):
@@ -500,6 +505,7 @@ def score(
             position, float(i == 0), float(contribution), float(bool(FINDING.search(text))),
             float(i < 2 and not contribution and not has_number and "we" not in text.lower().split()),
             float(bool(BOILERPLATE.search(text))), 1.0 / (n + 1), float(papers[n].title_vector @ q), float(named[n]),
+            len(residual[n] & terms) / len(residual[n]) if residual[n] else 0.0,
         ])  # fmt: skip
         meta.append((n, i, has_number, tied or (has_number and _unit_match(question, text)), contribution))
     sentence_rows = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(SENTENCE_FEATURES))

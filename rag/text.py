@@ -39,6 +39,9 @@ MARKER = re.compile(r"\[\s*(\d{1,3}(?:\s*(?:,|-|–|and)\s*\d{1,3})*)\s*\]")
 _TIMES_BETWEEN = re.compile(r"(?<=\d)\s*(?:\\times|times)\s*(?=\d)")
 _TIMES_AFTER = re.compile(r"(?<=\d)(?:\\times|times)\b")
 _LATEX_TIMES = re.compile(r"\s*\\times\s*")
+# ... and the other operators it stripped of their backslash before a number ("a merely sim0.6 point decrease")
+_SCRAPED_OPERATOR = re.compile(r"(?<![A-Za-z])(sim|approx|leq|geq|pm)(?=\d)")
+_OPERATORS = {"sim": "~", "approx": "≈", "leq": "≤", "geq": "≥", "pm": "±"}
 _LATEX_ESCAPE = re.compile(r"\\([%&_#$])")
 _MATH_DOLLARS = re.compile(r"\$([^$]{1,80})\$")
 _POWER = {"2": "²", "3": "³"}
@@ -69,11 +72,13 @@ _URL = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
 
 
 def clean_text(text: str) -> str:
-    """Normalise digest artefacts so answers read well: '2.8times' -> '2.8×', '$\\sim$' -> '~', '40.6\\%' -> '40.6%'."""
+    """Normalise digest artefacts so answers read well: '2.8times' -> '2.8×', '$\\sim$' and 'sim0.6' -> '~',
+    '40.6\\%' -> '40.6%'."""
     text = _MATH_DOLLARS.sub(lambda m: _math(m.group(1)), text)
     text = _TIMES_BETWEEN.sub("×", text)
     text = _TIMES_AFTER.sub("×", text)
     text = _LATEX_TIMES.sub(" × ", text)
+    text = _SCRAPED_OPERATOR.sub(lambda m: _OPERATORS[m.group(1)], text)
     text = _LATEX_ESCAPE.sub(r"\1", text)
     text = _SQUARE.sub(lambda m: _POWER[m.group(1)], text)
     return _DOUBLE_QUOTES.sub(r'"\1"', text)

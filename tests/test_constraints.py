@@ -33,6 +33,11 @@ def digest() -> list[Paper]:
         ("Which backbones mix convolution and attention, as opposed to pure transformers, ConvNets or MLPs?",
          "Which backbones mix convolution and attention?", ("pure transformers", "ConvNets", "MLPs")),
         ("Which papers, apart from MaxViT, use SAM or LoRA?", "Which papers, use SAM or LoRA?", ("MaxViT",)),
+        # a contrast set off by a comma is cut up to the end of its clause, not only its first words
+        ("Which papers do view synthesis of real scenes, as opposed to generating multi-view images with a T2I model?",
+         "Which papers do view synthesis of real scenes?", ("generating multi-view",)),
+        ("Which methods report results on VTAB-1k, rather than on NLP or VQA benchmarks, and on FGVC?",
+         "Which methods report results on VTAB-1k, and on FGVC?", ("on NLP", "VQA")),
         # an opening exclusion is cut whole, up to its comma, whatever its phrase's length
         ("Other than the diffusion / flow-matching generators, which papers report FID?", "which papers report FID?",
          ("the diffusion",)),

@@ -86,6 +86,7 @@ def test_logistic_fit_recovers_the_informative_feature() -> None:
         ("What top-1 accuracy does MaxViT reach?", QueryType.FACTOID),
         ("What is the accuracy of MaxViT?", QueryType.FACTOID),  # a quantity, not a definition
         ("Besides PyramidDrop, what other approaches reduce visual tokens?", QueryType.LIST),
+        ("Besides images, what other data does it test on?", QueryType.FACTOID),  # "does" is no plural noun
         ("What techniques did the 3-billion-parameter Swin model use to scale up?", QueryType.SUMMARY),
         ("What is the Any-Size-Diffusion pipeline?", QueryType.SUMMARY),  # "Size" is part of a name
         ("What does the paper that swaps LayerNorm for BatchNorm in transformers propose to keep training stable?",
@@ -176,3 +177,25 @@ def test_list_questions_may_stack_modifiers() -> None:
     assert query_type("Which Mamba / state-space vision backbones are evaluated on COCO?") is QueryType.LIST
     assert query_type("Which paper stitches pretrained models together?") is not QueryType.LIST
 
+
+
+def test_residual_coverage_counts_only_the_terms_the_title_lacks(tmp_path) -> None:
+    """A question that describes its paper by title words ("model-based ISPs with learnable dictionaries") asks
+    something else of it ("map between"): a sentence's residual coverage counts the question's other terms only."""
+    from rag import Assistant, Settings
+    from rag.evidence import score
+    from rag.text import key_terms
+
+    assistant = Assistant(Settings.load(data_dir=tmp_path, llm="extractive"))
+    question = "What do model-based ISPs with learnable dictionaries map between?"
+    hits = assistant.search(question, k=3)
+    top = next(h for h in hits if h.paper.title.startswith("Model-Based Image Signal Processors"))
+    evidence = score(question, [top], assistant._chain("extractive").cache)
+    column = evidence.sentence_rows[:, SENTENCE_FEATURES.index("residual_coverage")]
+    residual = key_terms(question) - key_terms(top.paper.title)
+    assert residual and not residual & key_terms(top.paper.title)
+    by_index = sorted(evidence.papers[0].sentences, key=lambda s: s.index)
+    for sentence, value in zip(by_index, column, strict=True):
+        assert value == pytest.approx(len(residual & key_terms(sentence.text)) / len(residual))
+    mapping = next(v for s, v in zip(by_index, column, strict=True) if "mapping between RAW and RGB" in s.text)
+    assert mapping > 0 and column.min() == 0

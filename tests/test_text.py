@@ -18,6 +18,9 @@ from rag.text import clean_text, is_evidence, key_terms, numbers_in
         ("footprints up to 300 m^2", "footprints up to 300 m²"),
         ("about $\\sim$3 GPU days", "about ~3 GPU days"),
         ("reduced by $4\\times$", "reduced by 4×"),
+        ("a merely sim0.6 point decrease", "a merely ~0.6 point decrease"),  # '\\sim' that lost its backslash
+        ("within pm2 dB, approx3 hours", "within ±2 dB, ≈3 hours"),
+        ("the Simba2 and pm model", "the Simba2 and pm model"),  # inside a word, or not before a number: kept
         ("MaxViT can ''see'' globally", 'MaxViT can "see" globally'),
         ("Sometimes models are trained three times", "Sometimes models are trained three times"),
     ],
