@@ -111,6 +111,7 @@ class LexicalIndex:
         self._uuid = ""
         self._gen = -1
         self._mapped = False  # set by the first search; a writer that never searches keeps its memory small
+        self._scattered: sqlite3.Connection | None = None  # see _rows_reader
         self._clear_columns()
 
     def _clear_columns(self) -> None:
@@ -391,7 +392,7 @@ class LexicalIndex:
             f"JOIN paper_fields f USING(paper_id) WHERE c.chunk_id IN ({marks})"
         )
         with self._lock:
-            rows = self._read(lambda: self._db.execute(sql, list(chunk_ids)).fetchall())
+            rows = self._read(lambda: self._rows_reader().execute(sql, list(chunk_ids)).fetchall())
         return {
             cid: (Chunk(id=cid, paper_id=pid, index=_chunk_index(cid), text=text, n_tokens=n), _paper(pid, fields))
             for cid, pid, n, text, fields in rows
@@ -408,8 +409,21 @@ class LexicalIndex:
             for start in range(0, len(paper_ids), 500):
                 part = list(paper_ids[start : start + 500])
                 sql = f"SELECT paper_id, fields FROM paper_fields WHERE paper_id IN ({','.join('?' * len(part))})"
-                papers.update({p: _paper(p, f) for p, f in self._read(lambda s=sql, a=part: self._db.execute(s, a))})
+                found = self._read(lambda s=sql, a=part: self._rows_reader().execute(s, a).fetchall())
+                papers.update({p: _paper(p, f) for p, f in found})
         return papers
+
+    def _rows_reader(self) -> sqlite3.Connection:
+        """A second connection, never memory-mapped, for reading rows scattered over the file (a search's hits and
+        their papers). The search's own connection maps the file to read posting blobs without copying them; but
+        on a cold page cache each random row read through the map faulted for tens of milliseconds (ten hits of a 1M
+        collection: 50-150 ms mapped, 3-5 ms read; bench/scale.py's first queries). Call under the lock."""
+        if self._scattered is None:
+            try:
+                self._scattered = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60)
+            except sqlite3.Error as exc:
+                raise IndexStoreError(f"cannot open the lexical index {self.path}: {exc}") from exc
+        return self._scattered
 
     def _read(self, call: Callable[[], T]) -> T:
         """Run a read, turning a sqlite error into an IndexStoreError naming the file."""
@@ -427,8 +441,8 @@ class LexicalIndex:
             return set()
         marks = ",".join("?" * len(chunk_ids))
         with self._lock:
-            found = self._db.execute(f"SELECT chunk_id FROM chunks WHERE chunk_id IN ({marks})", list(chunk_ids))
-            return {c for (c,) in found}
+            sql = f"SELECT chunk_id FROM chunks WHERE chunk_id IN ({marks})"
+            return {c for (c,) in self._read(lambda: self._rows_reader().execute(sql, list(chunk_ids)).fetchall())}
 
     # --- manifest -----------------------------------------------------------------------------------------
     def manifest(self, paper_ids: Sequence[str]) -> dict[str, ManifestEntry]:
@@ -643,9 +657,11 @@ class LexicalIndex:
         return _Transaction(self._db, self.path)
 
     def close(self) -> None:
-        """Close the database connection."""
+        """Close the database connections."""
         with self._lock:
             self._db.close()
+            if self._scattered is not None:
+                self._scattered.close()
 
 
 def _chunk_index(chunk_id: str) -> int:

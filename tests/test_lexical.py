@@ -156,3 +156,43 @@ def test_compaction_shows_its_progress_when_asked(tmp_path: Path, capsys: pytest
     assert "compacting" not in capsys.readouterr().err
     assert index.compact(progress=True)
     assert "compacting lex.sqlite" in capsys.readouterr().err
+
+
+class _Logged:
+    """A connection stand-in that logs the statements it runs and passes them on."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db, self.statements = db, []
+
+    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+        self.statements.append(sql)
+        return self.db.execute(sql, *args)
+
+
+def test_hit_rows_are_read_unmapped_and_see_a_writers_later_commits(tmp_path: Path) -> None:
+    """The search maps the file; the hits' scattered rows are read by a second, unmapped connection (a cold page
+    cache made each mapped row read cost tens of milliseconds), which sees what another process commits later."""
+    rng = random.Random(5)
+    path = tmp_path / "lex.sqlite"
+    writer, reader = LexicalIndex(path, TITLE_REPEATS), LexicalIndex(path, TITLE_REPEATS)
+    first = [make_paper(rng, i) for i in range(20)]
+    writer.commit([], [IndexedPaper(p, chunk_paper(p, 512, 1), "h") for p in first])
+    hits = reader.search(first[0].abstract, 5, None, K1, B)
+    assert hits and reader._db.execute("PRAGMA mmap_size").fetchone()[0] > 0
+    searching = _Logged(reader._db)
+    reader._db = searching  # type: ignore[assignment]
+    ids = [cid for cid, _, _ in hits]
+    assert set(reader.records(ids)) == set(ids) and reader.committed(ids) == set(ids)
+    assert set(reader.papers([pid for _, pid, _ in hits])) == {pid for _, pid, _ in hits}
+    assert not searching.statements  # none of those reads went through the mapped connection
+    assert reader._rows_reader().execute("PRAGMA mmap_size").fetchone()[0] == 0
+    later = make_paper(rng, 99)
+    writer.commit([], [IndexedPaper(later, chunk_paper(later, 512, 1), "h")])
+    new_ids = [c.id for c in chunk_paper(later, 512, 1)]
+    assert set(reader.records(new_ids)) == set(new_ids) and reader.committed(new_ids) == set(new_ids)
+    writer.commit([first[1].id], [])
+    gone = [c.id for c in chunk_paper(first[1], 512, 1)]
+    assert reader.records(gone) == {} and reader.committed(gone) == set()
+    reader._db = searching.db  # type: ignore[assignment]
+    reader.close()
+    writer.close()
