@@ -149,7 +149,9 @@ def compose(evidence: Evidence, model: EvidenceModel) -> Composition:
             return Composition("", kind, ())
         lines = [f"- {cite(p, _list_sentences(evidence, p))}" for p in chosen]
         return Composition("\n".join(lines), kind, tuple(p.number for p in chosen))
-    best = named[0] if named else papers[0]
+    # a name the question uses may also stand in another paper's title ("Vision Mamba" in "Efficient Vision Mamba"):
+    # of those papers, the better supported is the one meant
+    best = next(p for p in papers if p.named or p.shares_name) if named else papers[0]
     if not best.covers_exact:
         return Composition("", kind, ())  # the paper never mentions what is asked about (a near miss)
     if not best.covers_counted:

@@ -26,7 +26,7 @@ import numpy as np
 
 from rag.constraints import parse
 from rag.embeddings import TOKENIZER_PATH
-from rag.naming import aliases, mentions, short_name, without_names
+from rag.naming import aliases, mentions, sharing_a_name, short_name, without_names
 from rag.sentence_cache import PaperSentences, SentenceCache
 from rag.text import STOPWORDS, WORD, english_stemmer, is_evidence, key_terms
 from rag.types import Hit
@@ -59,6 +59,7 @@ _LIST = re.compile(
     r"\b(what|which) other\s+((?!(?:does|is|was|has)\b)\w+\s+){0,2}(?!(?:does|is|was|has)\b)\w+s\b",
     re.IGNORECASE,
 )
+_COUNTS_OR_AMOUNT = re.compile(r"^\W*(?:(?:and|so|then|also|but|now)\W+)?how (?:many|much)\b", re.IGNORECASE)
 _IDENTIFY = re.compile(r"\b(which|what)\s+(paper|work|study|article|method|model|approach|one|system)\b", re.I)
 _SUMMARY = re.compile(
     r"\b(what is|what's|what are)\b.{0,120}\babout\b|\bsummar|\bdescribe\b|\bmain (idea|contribution)|\bcore idea\b|"
@@ -161,8 +162,9 @@ class QueryType(StrEnum):
 
 
 def query_type(question: str) -> QueryType:
-    """Classify a question: a list of papers, a summary of one, which paper does X, or a fact (the default)."""
-    if _LIST.search(question):
+    """Classify a question: a list of papers, a summary of one, which paper does X, or a fact (the default); "how
+    many…" asks for a number, whatever else it says ("how many backbones does the benchmark compare")."""
+    if _LIST.search(question) and not _COUNTS_OR_AMOUNT.search(question):
         return QueryType.LIST
     if _SUMMARY.search(question) or (_is_definition(question) and not _asks_number(question)):
         return QueryType.SUMMARY
@@ -384,6 +386,7 @@ class PaperEvidence:
     list_prob: float = 0.0
     covers_exact: bool = True
     covers_counted: bool = True
+    shares_name: bool = False  # not named, but its title holds a name the question uses (`sharing_a_name`)
 
 
 
@@ -469,6 +472,7 @@ def score(
     asked = parse(question).positive  # "apart from X": words about the papers the answer leaves out, not scored
     papers: list[PaperSentences] = cache.get(hit.paper for hit in hits)
     named = [hit.paper.id in focus or mentions(asked, hit.paper) for hit in hits]
+    sharing = sharing_a_name(asked, [hit.paper for hit in hits])
     plain = asked
     for hit, is_named in zip(hits, named, strict=True):
         if is_named:
@@ -492,8 +496,10 @@ def score(
     for j, (n, i) in enumerate(flat):
         text = papers[n].sentences[i]
         terms = key_terms(text)
-        has_number = bool(_QUANTITY_NUMBER.search(text))
-        tied = has_number and _numbers_tied(text, q_terms)
+        # a count written out before the thing counted ("four primary limitations") is a number tied to it
+        counted_here = bool(counted) and counts(text, counted)
+        has_number = bool(_QUANTITY_NUMBER.search(text)) or counted_here
+        tied = counted_here or (has_number and _numbers_tied(text, q_terms))
         contribution = bool(_PROPOSAL.search(text))
         position = i / max(len(papers[n].sentences) - 1, 1)
         cos = float(cos_all[n][i])
@@ -533,6 +539,7 @@ def score(
             named=named[n], prob=float(paper_probs[n]),
             distinct=float(paper_rows[n][_DISTINCT]), list_prob=float(list_probs[n]),
             covers_exact=bool(paper_rows[n][_EXACT_ALL]), covers_counted=bool(paper_rows[n][_COUNTED]),
+            shares_name=hit.paper.id in sharing,
         )
         for n, hit in enumerate(hits)
     ]

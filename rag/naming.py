@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 
 from rag.types import Paper
@@ -147,9 +148,24 @@ def _alias_pattern(alias: str) -> re.Pattern[str]:
 
 def mentions(text: str, paper: Paper) -> bool:
     """True when text names the paper by one of its aliases (or its full title)."""
-    if paper.title.lower() in text.lower():
-        return True
-    return any(len(alias) >= 3 and _alias_pattern(alias).search(text) for alias in aliases(paper))
+    return bool(names_mentioned(text, paper))
+
+
+def names_mentioned(text: str, paper: Paper) -> list[str]:
+    """The paper's names (full title, aliases) that text uses."""
+    found = [paper.title] if paper.title.lower() in text.lower() else []
+    return found + [alias for alias in aliases(paper) if len(alias) >= 3 and _alias_pattern(alias).search(text)]
+
+
+def sharing_a_name(text: str, papers: Sequence[Paper]) -> set[str]:
+    """Ids of the papers text does not name whose title holds a name it uses for another one: "the hidden-state-mixer
+    vision Mamba" names Vim ("Vision Mamba") but may mean "EfficientViM: Efficient Vision Mamba…"."""
+    used = [name for paper in papers for name in names_mentioned(text, paper)]
+    return {
+        p.id
+        for p in papers
+        if not names_mentioned(text, p) and any(_alias_pattern(name).search(p.title) for name in used)
+    }
 
 
 def without_names(text: str, paper: Paper) -> str:

@@ -204,3 +204,24 @@ def test_a_quantity_comes_from_the_sentence_stating_it(tmp_path: Path) -> None:
     dice = a.ask("What Dice score does SegKit reach on its 127 classes?")
     assert dice.abstained  # the abstract states other numbers, never a Dice score
     assert not a.ask("By how much does SegKit improve accuracy over prior models?").abstained
+
+
+def test_a_name_two_titles_share_goes_to_the_paper_the_question_describes(assistant: Assistant) -> None:
+    """"Vision Mamba" is Vim's name and part of EfficientViM's title ("Efficient Vision Mamba"): the question's
+    description decides which paper it means, and a question that just names Vision Mamba still gets Vim alone."""
+    described = assistant.ask(
+        "Over which model does the hidden-state-mixer vision Mamba report its ImageNet-1k improvement?"
+    )
+    assert _cited_titles(described)[:1] == [
+        "EfficientViM: Efficient Vision Mamba with Hidden State Mixer based State Space Duality"
+    ]
+    assert "SHViT" in described.text
+    named = assistant.ask("What is Vision Mamba?")
+    assert [t.split(":")[0] for t in _cited_titles(named)] == ["Vision Mamba"]
+
+
+def test_a_count_written_out_in_words_answers_how_many(assistant: Assistant) -> None:
+    answer = assistant.ask("In how many domains does the autoregressive scaling-law study identify scaling laws?")
+    assert not answer.abstained
+    assert "four domains" in answer.text
+    assert _cited_titles(answer)[0].startswith("Scaling Laws for Autoregressive Generative Modeling")
