@@ -60,10 +60,10 @@ _LIST = re.compile(
     re.IGNORECASE,
 )
 _COUNTS_OR_AMOUNT = re.compile(r"^\W*(?:(?:and|so|then|also|but|now)\W+)?how (?:many|much)\b", re.IGNORECASE)
-# ... but "how many of them release code?" asks which of the papers at hand do: a list the reader can count (a
-# follow-up's rewrite names them: "how many of Vim and GroupMamba release code?")
-_HOW_MANY_OF_THEM = re.compile(
-    r"\bhow many of (?:them|these|those|the (?:papers|works|ones)\b|[^?]{1,160}?\band\b)", re.IGNORECASE
+# ... but "how many of them release code?" and "which of them report COCO?" ask which of the papers at hand do: a
+# list (the reader can count it); a follow-up's rewrite names them: "which of Vim and GroupMamba report COCO?"
+_OF_THEM = re.compile(
+    r"\b(?:how many|which) of (?:them|these|those|the (?:papers|works|ones)\b|[^?]{1,160}?\band\b)", re.IGNORECASE
 )
 _IDENTIFY = re.compile(r"\b(which|what)\s+(paper|work|study|article|method|model|approach|one|system)\b", re.I)
 _SUMMARY = re.compile(
@@ -169,7 +169,7 @@ class QueryType(StrEnum):
 def query_type(question: str) -> QueryType:
     """Classify a question: a list of papers, a summary of one, which paper does X, or a fact (the default); "how
     many…" asks for a number, whatever else it says ("how many backbones does the benchmark compare")."""
-    if _HOW_MANY_OF_THEM.search(question) or (_LIST.search(question) and not _COUNTS_OR_AMOUNT.search(question)):
+    if _OF_THEM.search(question) or (_LIST.search(question) and not _COUNTS_OR_AMOUNT.search(question)):
         return QueryType.LIST
     if _SUMMARY.search(question) or (_is_definition(question) and not _asks_number(question)):
         return QueryType.SUMMARY

@@ -91,6 +91,7 @@ def test_logistic_fit_recovers_the_informative_feature() -> None:
         ("Which papers report how many GPU hours they train?", QueryType.LIST),
         ("How many of them release code?", QueryType.LIST),  # which of the papers at hand do
         ("How many of Vision Mamba (Vim) and GroupMamba release code?", QueryType.LIST),  # the same, rewritten
+        ("Which of them report results on COCO?", QueryType.LIST),
         ("What techniques did the 3-billion-parameter Swin model use to scale up?", QueryType.SUMMARY),
         ("What is the Any-Size-Diffusion pipeline?", QueryType.SUMMARY),  # "Size" is part of a name
         ("What does the paper that swaps LayerNorm for BatchNorm in transformers propose to keep training stable?",

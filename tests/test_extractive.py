@@ -227,14 +227,17 @@ def test_a_count_written_out_in_words_answers_how_many(assistant: Assistant) -> 
     assert _cited_titles(answer)[0].startswith("Scaling Laws for Autoregressive Generative Modeling")
 
 
-def test_how_many_of_them_lists_the_papers_at_hand_that_do(assistant: Assistant) -> None:
+@pytest.mark.parametrize(
+    "question", ["How many of them report results on ADE20K?", "Which of them report results on ADE20K?"]
+)
+def test_how_many_of_them_lists_the_papers_at_hand_that_do(assistant: Assistant, question: str) -> None:
     """"How many of them report ADE20K?" after a list: the papers of that answer that report it, for the reader to
-    count (not one paper's sentence with some number in it)."""
+    count (not one paper's sentence with some number in it); "which of them…" the same (not only the best one)."""
     listing = assistant.ask("Which papers propose Mamba or state-space vision backbones?")
     cited = {c.paper.id: c.paper for c in listing.citations}
     assert len(cited) >= 3
     history = [Message(role="user", content=listing.question), Message.from_answer(listing)]
-    follow = assistant.ask("How many of them report results on ADE20K?", history)
+    follow = assistant.ask(question, history)
     assert follow.follow_up and not follow.abstained
     got = {c.paper.id for c in follow.citations}
     want = {pid for pid, p in cited.items() if "ade20k" in p.abstract.lower()}
