@@ -160,12 +160,9 @@ def names_mentioned(text: str, paper: Paper) -> list[str]:
 def sharing_a_name(text: str, papers: Sequence[Paper]) -> set[str]:
     """Ids of the papers text does not name whose title holds a name it uses for another one: "the hidden-state-mixer
     vision Mamba" names Vim ("Vision Mamba") but may mean "EfficientViM: Efficient Vision Mamba…"."""
-    used = [name for paper in papers for name in names_mentioned(text, paper)]
-    return {
-        p.id
-        for p in papers
-        if not names_mentioned(text, p) and any(_alias_pattern(name).search(p.title) for name in used)
-    }
+    names = {p.id: names_mentioned(text, p) for p in papers}
+    used = [name for found in names.values() for name in found]
+    return {p.id for p in papers if not names[p.id] and any(_alias_pattern(name).search(p.title) for name in used)}
 
 
 def without_names(text: str, paper: Paper) -> str:
