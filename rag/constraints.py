@@ -31,7 +31,9 @@ _WANTS_CODE = re.compile(
 _PHRASE_TOKEN = re.compile(r"[^\s,;:?!()]+|[,;:?!()]")
 _CLAUSE_END = re.compile(r"[,;:?!.](?:\s|$)")
 _DETERMINERS = frozenset({"the", "a", "an", "those", "these", "that", "this", "its", "their", "any", "ones", "papers",
-                          "works", "on", "about", "using", "with"})  # "other than those on medical images"
+                          "works", "on", "about", "using", "with", "to", "for", "in", "by", "from", "at", "into",
+                          "through"})  # "other than those on medical images", "rather than to recognition backbones"
+_ARTICLES = frozenset({"a", "an", "the", "its", "their"})
 # Generic heads that end an excluded name: "other than the Mamba-based ones".
 _HEADS = frozenset({"one", "ones", "paper", "papers", "work", "works", "model", "models", "method", "methods"})
 # An excluded phrase is a short noun phrase: a name of up to three words ("Vision Mamba"), else two words.
@@ -129,7 +131,9 @@ def parse(question: str) -> Constraints:
         comma = tail.find(",", cut)
         if leading and comma >= 0 and len(tail[:comma].split()) <= MAX_LEADING_WORDS:
             cut = comma + 1
-        elif "".join(kept).rstrip().endswith(","):  # set off by commas (", as opposed to X for Y?"): cut it whole
+        elif "".join(kept).rstrip().endswith(",") or _runs_on(phrases is contrasted, tokens, items[-1][1], tail, cut):
+            # set off by commas (", as opposed to X for Y?"), or a contrast whose phrase runs on to the question's end
+            # ("rather than by proposing a new backbone?"): cut it whole
             end = _CLAUSE_END.search(tail, cut)
             cut = end.start() if end else len(tail)
         rest = tail[cut:]
@@ -138,6 +142,17 @@ def parse(question: str) -> Constraints:
     positive = re.sub(r"([,;])(?:\s*[,;])+", r"\1", positive)
     positive = re.sub(r"[,;]\s*([?.!])", r"\1", positive).strip(" ,;")
     return Constraints(positive or question, tuple(excluded), bool(_WANTS_CODE.search(question)), tuple(contrasted))
+
+
+def _runs_on(contrast: bool, tokens: list[str], end: int, tail: str, cut: int) -> bool:
+    """True when a contrast's phrase stopped before its noun phrase did (an article or another content word follows)
+    and nothing but the contrast is left of the question: its last clause is all contrast."""
+    if not contrast or end >= len(tokens):
+        return False
+    following = tokens[end].lower()
+    continues = following in _ARTICLES or (following[:1].isalnum() and following not in STOPWORDS)
+    clause_end = _CLAUSE_END.search(tail, cut)
+    return continues and (clause_end is None or not tail[clause_end.end() :].strip())
 
 
 def excluded_papers(constraints: Constraints, papers: Sequence[Paper], by_topic: bool = True) -> set[str]:

@@ -28,7 +28,7 @@ from rag.constraints import parse
 from rag.embeddings import TOKENIZER_PATH
 from rag.naming import aliases, mentions, sharing_a_name, short_name, without_names
 from rag.sentence_cache import PaperSentences, SentenceCache
-from rag.text import STOPWORDS, WORD, english_stemmer, is_evidence, key_terms
+from rag.text import KEY_TERM_STOPWORDS, STOPWORDS, WORD, english_stemmer, is_evidence, key_terms
 from rag.types import Hit
 
 MODEL_PATH = Path(__file__).parent / "data" / "evidence_model.json"
@@ -41,7 +41,7 @@ SENTENCE_FEATURES: tuple[str, ...] = (
 PAPER_FEATURES: tuple[str, ...] = (
     "best_sentence", "second_sentence", "best_cosine", "cosine_gap", "title_cosine", "term_coverage",
     "distinct_coverage", "exact_coverage", "exact_all", "counted", "rank", "named", "best_gap", "claim_cosine",
-    "claim_coverage", "unmatched", "own_best", "own_second",
+    "claim_coverage", "unmatched", "own_best", "own_second", "option_coverage",
 )  # fmt: skip
 
 # Paper features the composer also reads: distinguishing-term coverage, every exact term, what "how many" counts.
@@ -246,6 +246,60 @@ def alternatives(question: str, terms: Sequence[str]) -> set[str]:
     return {t for t in terms if any(mentioned(span, [t]) for span in spans)}
 
 
+MAX_OPTION_WORDS = 3  # words of one alternative: "per-pixel compute allocation"
+MAX_OPTIONS = 4  # alternatives before one "or": "pruning, per-pixel compute allocation or collapsible linear blocks"
+
+
+@lru_cache(maxsize=1024)
+def option_groups(question: str) -> tuple[tuple[frozenset[str], ...], ...]:
+    """The key terms of the alternatives around each "or" ("reflection removal, demosaicing or denoising" -> three
+    alternatives): a paper that holds one alternative has what the group asks for."""
+    words = question.split()
+    bare = [w.strip(",;:?!.()").lower() for w in words]
+    groups = []
+    for i, word in enumerate(bare):
+        if word != "or":
+            continue
+        right = list(itertools.takewhile(lambda j: bare[j] and bare[j] not in KEY_TERM_STOPWORDS,
+                                         range(i + 1, min(i + 1 + MAX_OPTION_WORDS, len(words)))))  # fmt: skip
+        right = right[: next((k + 1 for k, j in enumerate(right) if words[j][-1] in ",;:?!.)"), len(right))]
+        options, item = [], []
+        for j in range(i - 1, -1, -1):
+            if not bare[j] or bare[j] in KEY_TERM_STOPWORDS or len(options) >= MAX_OPTIONS:
+                break
+            if words[j].endswith(",") and item:  # a comma closes the alternative before it
+                options.append(item)
+                item = []
+            item.insert(0, j)
+            if words[j].startswith("("):  # "(faces, masks or captions)": the list opened here
+                break
+            # the alternative next to "or" is as long as the one after it ("A B or C D"); listed ones up to the cap
+            full = len(item) >= (max(len(right), 1) if not options else MAX_OPTION_WORDS)
+            if full and (j == 0 or not words[j - 1].endswith(",")):
+                break
+        if item:
+            options.append(item)
+        sides = [key_terms(" ".join(words[j] for j in span)) for span in [right, *options] if span]
+        sides = [side for side in sides if side]
+        if len(sides) > 1:
+            groups.append(tuple(sides))
+    return tuple(groups)
+
+
+def option_coverage(
+    q_terms: frozenset[str], groups: Sequence[Sequence[frozenset[str]]], terms: frozenset[str]
+) -> float:
+    """Share of the question's key terms a text holds, where one alternative of an "or" held whole stands for the
+    others ("arbitrary scale factors or arbitrary expansion multiples": a rescaling paper needs only the first)."""
+    if not q_terms:
+        return 0.0
+    covered = set(q_terms & terms)
+    for sides in groups:
+        if any(side <= terms for side in sides):
+            covered |= frozenset().union(*sides)
+    return len(q_terms & covered) / len(q_terms)
+
+
 def covers(text: str, terms: Sequence[str], optional: set[str]) -> bool:
     """True when text mentions every required exact term and, if the question gives alternatives, one of them."""
     required = [t for t in terms if t not in optional]
@@ -266,12 +320,23 @@ def mentioned(text: str, terms: Sequence[str]) -> int:
     return count
 
 
+# Words that count whatever units a collection holds: an abstract says "1.6M image-text data" where a question asks
+# for "image-text samples", so a paper need not use them when the phrase also says what is counted.
+_GENERIC_COUNTS = "samples examples instances items entries records data points"
+
+
 def counted_nouns(question: str) -> frozenset[str]:
     """Stemmed lower-case words a 'how many ...' question counts ('GPU hours' -> {'hour'}); acronyms excluded."""
     match = _HOW_MANY.search(question)
     if not match:
         return frozenset()
     return key_terms(" ".join(w for w in match.group(1).split() if w.islower()))
+
+
+def required_counts(counted: frozenset[str]) -> frozenset[str]:
+    """The counted words a paper must use to count the asked thing: generic units ("samples") only when nothing
+    else says what is counted ("image-text samples" -> {'image-text'})."""
+    return counted - key_terms(_GENERIC_COUNTS) or counted
 
 
 _COUNT_TOKEN = re.compile(r"\d[\d,.]*[+KMB]?|[A-Za-z]+", re.IGNORECASE)
@@ -489,6 +554,7 @@ def score(
     texts = [papers[n].sentences[i] for n, i in flat]
     bm25 = _bm25_scores(plain, texts)
     q_terms = key_terms(plain)
+    groups = option_groups(plain)
     exact = exact_terms(asked, hits, references)
     optional = alternatives(asked, exact)
     counted = counted_nouns(question)
@@ -532,7 +598,8 @@ def score(
             ScoredSentence(n + 1, i, papers[n].sentences[i], float(cos_all[n][i]), float(p), has_number, tied,
                            contribution)
         )  # fmt: skip
-    paper_rows = _paper_rows(hits, papers, by_paper, own, named, q, q_terms, exact, optional, counted, best_cos)
+    paper_rows = _paper_rows(hits, papers, by_paper, own, named, q, q_terms, groups, exact, optional, counted,
+                             best_cos)  # fmt: skip
     paper_probs = model.paper.prob(paper_rows)
     # a list question's papers are judged by a model fit on list questions alone: there, being behind the best
     # paper says little, while for a fact it says much
@@ -563,6 +630,7 @@ def _paper_rows(
     named: Sequence[bool],
     q: np.ndarray,
     q_terms: frozenset[str],
+    groups: Sequence[Sequence[frozenset[str]]],
     exact: Sequence[str],
     optional: set[str],
     counted: frozenset[str],
@@ -595,11 +663,12 @@ def _paper_rows(
             float(ps.title_vector @ q), len(covered) / len(q_terms) if q_terms else 0.0,
             sum(idf[t] for t in covered) / idf_total if idf_total > 0 else 0.0,
             mentioned(texts[n], exact) / len(exact) if exact else 1.0,
-            float(covers(texts[n], exact, optional)), float(counted <= term_sets[n]),
+            float(covers(texts[n], exact, optional)), float(required_counts(counted) <= term_sets[n]),
             1.0 / (hit.rank if hit.rank else n + 1), float(named[n]), (probs[0] if probs else 0.0) - top_prob,
             max([float(ps.title_vector @ q), *(x.cosine for x in claims)]),
             len(q_terms & claim_terms) / len(q_terms) if q_terms else 0.0, unmatched,
             own_probs[0] if own_probs else 0.0, own_probs[1] if len(own_probs) > 1 else 0.0,
+            option_coverage(q_terms, groups, term_sets[n]),
         ])  # fmt: skip
     return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(PAPER_FEATURES))
 

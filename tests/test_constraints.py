@@ -44,6 +44,19 @@ def digest() -> list[Paper]:
         ("Apart from the Stable Diffusion distillation papers, which works prune weights?",
          "which works prune weights?", ("the Stable Diffusion",)),
         ("Outside of medical imaging, which papers use SAM?", "which papers use SAM?", ("medical imaging",)),
+        # a preposition may open the contrasted phrase ("rather than to X", "rather than for X")
+        ("Which papers tune diffusion models rather than to recognition backbones?",
+         "Which papers tune diffusion models?", ("to recognition backbones",)),
+        ("Which papers fit scaling laws for generative models rather than for recognition or data pruning?",
+         "Which papers fit scaling laws for generative models?", ("for recognition", "data pruning")),
+        # a contrast that is the question's last clause is cut whole, even where its phrase stops early
+        ("Which detectors gain by redesigning the neck rather than by proposing a new backbone?",
+         "Which detectors gain by redesigning the neck?", ("by proposing",)),
+        ("Which papers work on RAW sensor data rather than on RGB images?", "Which papers work on RAW sensor data?",
+         ("on RGB",)),
+        # ... but not where the question goes on after it
+        ("Which papers use LoRA rather than adapters for tracking, and on which benchmarks?",
+         "Which papers use LoRA for tracking, and on which benchmarks?", ("adapters",)),
         # "outside of" later in a question is a place, not an exclusion
         ("Which models generalise outside of the training distribution?",
          "Which models generalise outside of the training distribution?", ()),

@@ -158,6 +158,18 @@ def test_a_count_must_count_the_thing_asked() -> None:
     assert counts("Any number: 12.", frozenset())  # the question counts nothing
 
 
+def test_a_generic_unit_need_not_be_the_papers_word() -> None:
+    """"image-text samples" counts what the phrase names; the paper may call them "data". Alone, "samples" counts."""
+    from rag.evidence import counts, required_counts
+
+    counted = counted_nouns("How many image-text interleaved samples is the model trained on?")
+    assert "sampl" in counted and required_counts(counted) == {"image-text", "interleav"}
+    assert counts("It is trained on a mere 74 GPU hours using 1.6M image-text interleaved data.", counted)
+    alone = counted_nouns("How many samples does the benchmark hold?")
+    assert required_counts(alone) == alone == {"sampl"}
+    assert required_counts(counted_nouns("How many GPU hours did training take?")) == {"hour"}
+
+
 def test_a_bare_number_must_stand_alone() -> None:
     assert mentioned("reaches 86.5% on 512 GPUs", ["512"]) == 1
     assert mentioned("trained on 1512 images", ["512"]) == 0
@@ -176,6 +188,31 @@ def test_examples_and_alternatives_need_one_term_and_bounds_are_not_exact() -> N
     assert not covers("RetinaNet and Cascade Mask R-CNN results", terms, optional)  # COCO is required
     assert not covers("Cascade results on COCO", terms, optional)  # one of the two exact alternatives is needed
     assert exact_terms("Which ConvNets reach 86% or more ImageNet top-1?", []) == ["ConvNets", "ImageNet", "top-1"]
+
+
+def test_one_alternative_of_an_or_stands_for_the_others() -> None:
+    """A paper that holds one alternative ("reflection removal, demosaicing or denoising") has what that part of the
+    question asks for; the terms outside the alternatives are still needed."""
+    from rag.evidence import option_coverage, option_groups
+    from rag.text import key_terms
+
+    question = "Which papers on reflection removal, demosaicing or denoising propose a transformer?"
+    groups = option_groups(question)
+    assert [sorted(map(sorted, g)) for g in groups] == [[["demosa"], ["denois"], ["reflect", "remov"]]]
+    q_terms = key_terms(question)
+    demosaicing = key_terms("Event camera demosaicing via a Swin transformer")
+    assert option_coverage(q_terms, groups, demosaicing) == 1.0
+    assert option_coverage(q_terms, (), demosaicing) == pytest.approx(2 / 5)  # word by word: 2 of 5 terms
+    assert option_coverage(q_terms, groups, key_terms("A demosaicing network")) == pytest.approx(4 / 5)
+    # a multi-word alternative counts only when all its words are there
+    rescaling = "Which papers handle arbitrary scale factors or arbitrary expansion multiples?"
+    q_terms, groups = key_terms(rescaling), option_groups(rescaling)
+    assert option_coverage(q_terms, groups, key_terms("It handles arbitrary scale factors")) == 1.0
+    assert option_coverage(q_terms, groups, key_terms("It handles arbitrary factors")) == pytest.approx(3 / 6)
+    # a parenthesised list starts at its parenthesis
+    items = option_groups("Which papers build datasets of hundreds of millions of items (faces, masks or captions)?")
+    assert [sorted(map(sorted, g)) for g in items] == [[["caption"], ["face"], ["mask"]]]
+    assert option_groups("Which papers propose Mamba backbones?") == ()
 
 
 def test_list_questions_may_stack_modifiers() -> None:
