@@ -65,6 +65,17 @@ def test_what_is_x_gives_the_contribution_not_boilerplate(assistant: Assistant) 
     assert 2 <= len(answer.sentences) <= 4
 
 
+def test_a_summary_skips_the_problem_statement_between_framing_and_proposal(assistant: Assistant) -> None:
+    """"This work investigates X" frames the paper; the challenges it then lists are background, and the summary goes
+    on with what the paper proposes."""
+    answer = assistant.ask("What does the paper that applies unstructured pruning to super-resolution networks "
+                           "trained from scratch propose?")  # fmt: skip
+    assert _cited_titles(answer) == ["Iterative Soft Shrinkage Learning for Efficient Image Super-Resolution"]
+    assert answer.text.split(": ", 1)[1].startswith("This work investigates")
+    assert "Iterative Soft Shrinkage-Percentage" in answer.text and "We adopt unstructured pruning" in answer.text
+    assert "Two main challenges remain" not in answer.text
+
+
 @pytest.mark.parametrize(
     "question",
     ["How do proteins fold into their native three-dimensional structure?",
