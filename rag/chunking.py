@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from functools import cache
 from typing import TYPE_CHECKING
@@ -22,6 +23,7 @@ SCIENTIFIC_ABBREVIATIONS = frozenset(
     }
 )  # fmt: skip
 _CLOSING = frozenset("”’)]};:,")
+_LOWER_WORD = re.compile(r"[a-z]+[\s,;:]")
 
 
 def _closes_previous(previous: str, first_char: str) -> bool:
@@ -87,7 +89,10 @@ def split_sentences(text: str) -> list[str]:
         for start, end in tokenizer.span_tokenize(window):
             start, end = start + offset, end + offset
             # Punkt may cut before closing punctuation ('words?"; (b) ...'): glue such a piece to the sentence before.
-            if spans and _closes_previous(text[spans[-1][0] : spans[-1][1]], text[start]):
+            # ... or after an abbreviation it does not know ("by 1.1p.p. while only…"): no sentence starts with a
+            # lower-case word (a name may: "lambda-ECLIPSE achieves…")
+            if spans and (_closes_previous(text[spans[-1][0] : spans[-1][1]], text[start])
+                          or _LOWER_WORD.match(text, start)):  # fmt: skip
                 spans[-1][1] = end
             else:
                 spans.append([start, end])
