@@ -43,12 +43,13 @@ def _defined_acronyms(paper: Paper) -> list[tuple[str, list[str], bool]]:
     found = []
     for match in _PAREN_ACRONYM.finditer(paper.abstract):
         start = max(paper.abstract.rfind(". ", 0, match.start()), 0)
+        end = paper.abstract.find(". ", match.end())  # "a … network (IARN) is proposed": the whole sentence
         before = paper.abstract[start : match.start()].split()
         found.append(
             (
                 match.group(1),
                 before[-(len(match.group(1)) + 3) :],
-                bool(_PROPOSING.search(paper.abstract[start : match.end()])),
+                bool(_PROPOSING.search(paper.abstract[start : end if end >= 0 else len(paper.abstract)])),
             )
         )
     return found

@@ -152,6 +152,14 @@ def test_short_names() -> None:
     assert short_name(piip) == "PIIP"
     assert short_name(paper("Go Wider Instead of Deeper", "Our framework, named WideNet, is wide.")) == "WideNet"
     assert short_name(paper("A Study of Things", "Convolutional networks (CNNs) are used.")) == "A Study of Things"
+    # an acronym defined in a passive proposal ("… network (IARN) is proposed")
+    iarn = paper("Effective Invertible Arbitrary Image Rescaling",
+                 "Models based on Invertible Neural Networks (INN) are accurate. Without increasing model complexity, "
+                 "a simple invertible arbitrary rescaling network (IARN) is proposed to rescale images.")  # fmt: skip
+    assert short_name(iarn) == "IARN"
+    inn = paper("Effective Invertible Arbitrary Image Rescaling",
+                "Models based on Invertible Neural Networks (INN) are accurate for rescaling.")  # fmt: skip
+    assert short_name(inn) == "Effective Invertible Arbitrary Image Rescaling"  # named, not proposed
     # a title prefix that is a phrase keeps the name the abstract gives the method beside it
     kernels = paper("Scaling Up Your Kernels: Large Kernels", "We propose the UniRepLKNet architecture, which scales.")
     assert short_name(kernels) == "Scaling Up Your Kernels (UniRepLKNet)"
