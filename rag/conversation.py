@@ -26,7 +26,12 @@ _ORDINALS = {"first": 0, "former": 0, "second": 1, "third": 2, "fourth": 3, "fif
 _NOUN = r"(?:one|paper|model|method|work|approach|architecture|network|study|article|framework|backbone|system)"
 # A capitalized name or acronym ("UniBench", "GroupMamba", "COCO"); the case-blind patterns below read it too.
 _NAME_PATTERN = r"(?:[A-Z][a-z]*[A-Z0-9][\w\-]*|[A-Z]{2,}[\w\-]*)"
-_ORDINAL_REF = re.compile(rf"\b(?:the\s+)?({'|'.join(_ORDINALS)})\s+{_NOUN}\b|\bthe\s+({'|'.join(_ORDINALS)})\b", re.I)
+# ... not "the first paper to scale…" / "the first model that…": a superlative describing a paper, not a position
+_ORDINAL_REF = re.compile(
+    rf"\b(?:the\s+)?({'|'.join(_ORDINALS)})\s+{_NOUN}\b(?!\s+(?:to|that|which|who)\b)|"
+    rf"\bthe\s+({'|'.join(_ORDINALS)})\b(?!\s+(?:[\w-]+\s+)?{_NOUN}\s+(?:to|that|which|who)\b)",
+    re.I,
+)
 _NUMBER_REF = re.compile(rf"\b(?:{_NOUN}|source|reference)\s*\[?(\d{{1,2}})\]?|\[(\d{{1,2}})\]", re.IGNORECASE)
 _WITH_CODE = re.compile(
     rf"(?:\b(?:the\s+)?{_NOUN}s?\s+(?:with|that\s+(?:has|have|releases?|shares?|released))|\bwhich\s+ones?\s+"
@@ -56,14 +61,18 @@ _OWN_SUBJECT = re.compile(
     rf"{_NAME_PATTERN}|"
     r"^\s*(?:(?:in|on|for|of|from|among)\s+)?(?:what|how|why|which|who|is|are|does|do|did|can|has|have)\b[^?]{12,}\band\b|"
     # an indefinite subject introduces a new referent: "Is there a paper on X? What does it report?"
-    rf"\b(?:a|an|any|some)\s+(?:[\w-]+\s+){{0,3}}?{_NOUN}s?\b",
+    rf"\b(?:a|an|any|some)\s+(?:[\w-]+\s+){{0,3}}?{_NOUN}s?\b|"
+    # ... and so does a paper the question describes ("In the paper that benchmarks curation, what did they build?")
+    rf"\bthe\s+(?:[\w-]+\s+){{0,3}}?{_NOUN}s?\s+(?:that|which|who|whose)\b",
     re.IGNORECASE,
 )
-# "Which papers train their models…": the question's own plural subject, unless the pronoun is the subject of its
-# own clause ("Which models do they compare against?" asks about the papers of the previous answer)
+# "Which papers train their models…", "Which paper evaluates its tracker…": the question's own subject, unless the
+# pronoun is the subject of its own clause ("Which models do they compare against?", "What method does it use?" ask
+# about the papers of the previous answer)
 _OWN_PLURAL = re.compile(
     rf"^\s*(?:(?:in|on|for|of|from|among)\s+)?(?:which|what)\s+(?:[\w-]+\s+){{0,3}}?{_NOUN}s\b", re.IGNORECASE
 )
+_OWN_SINGULAR = re.compile(rf"^\s*(?:which|what)\s+(?:[\w-]+\s+){{0,3}}?{_NOUN}\b", re.IGNORECASE)
 _AUXILIARY_BEFORE = re.compile(r"\b(?:do|does|did|are|were|is|was|have|has|had|can|could|will|would|should)\s+$", re.I)
 
 
@@ -113,9 +122,14 @@ def reference(question: str) -> _Reference | None:
         return _Reference(positions=tuple(dict.fromkeys(positions)))
     if _PLURAL_DEMONSTRATIVE.search(question) or _WHICH_OF.search(question):
         return _Reference(everything=True)
-    match = _DEMONSTRATIVE.search(question) or _PRONOUN.search(question)
+    match = _DEMONSTRATIVE.search(question)
     if match and not _own_subject_before(question, match.start()):
         return _Reference(positions=(0,))
+    match = _PRONOUN.search(question)
+    if match and not _own_subject_before(question, match.start()):
+        before = question[: match.start()]
+        if not (_OWN_SINGULAR.search(before) and not _AUXILIARY_BEFORE.search(before)):
+            return _Reference(positions=(0,))
     match = _PLURAL_PRONOUN.search(question)
     if match and not _own_subject_before(question, match.start()):
         before = question[: match.start()]

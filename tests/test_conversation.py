@@ -51,6 +51,8 @@ ABSTAINED = [
         ("Which of them uses attention?", TWO_CITED, ("cb", "mx"), "Which of CBNet and MaxViT uses attention?"),
         ("Which models do they beat?", TWO_CITED, ("cb", "mx"), "Which models do CBNet and MaxViT beat?"),
         ("Do both have code?", TWO_CITED, ("cb", "mx"), "Do CBNet and MaxViT have code?"),
+        # the pronoun is the subject of its own clause: it points back
+        ("What method does it propose?", ONE_CITED, ("mx",), "What method does MaxViT propose?"),
     ],
 )
 def test_follow_ups_resolve_to_the_cited_papers(question, history, papers, standalone) -> None:
@@ -78,6 +80,11 @@ def test_follow_ups_resolve_to_the_cited_papers(question, history, papers, stand
         # "And" before a whole question with a named subject of its own ("And on ADE20K?" stays a follow-up)
         ("And what does FiTv2 add on top of the original Flexible Vision Transformer?", ONE_CITED),
         ("Also, how fast is GroupMamba?", TWO_CITED),
+        # the paper the question asks for, or describes, is what its pronoun means
+        ("Which paper evaluates its tracker on LaSOT with a ViT-g backbone?", ONE_CITED),
+        ("In the paper that benchmarks data curation, what dataset did they build?", TWO_CITED),
+        # "the first paper to…" describes a paper; it is no position in the previous answer
+        ("What is the first paper to scale the VQGAN codebook to 100,000?", TWO_CITED),
     ],
 )
 def test_self_contained_questions_are_searched_as_typed(question, history) -> None:
