@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from rag.naming import short_name
 from rag.prompts import Prompts, format_history
+from rag.text import key_terms
 from rag.types import Message, Paper, Record
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ _NAMED_QUESTION = re.compile(
     rf"(?i:is|are|was|were|does|do|did|has|have|can)\s+(?:the\s+)?{_NAME_PATTERN}\b"
 )
 _NAME = re.compile(rf"\b({_NAME_PATTERN})\b")
+_DEFINITION = re.compile(r"^\s*(?:what|who)\s+(?:is|are|was|were)\s+(?!it\b|they\b|that\b|this\b)\w", re.IGNORECASE)
 # The question's own subject before a pronoun: "What is GroupMamba and what does it ...", "How does X ... its ...",
 # "Summarise the grouped state-space model and what it improves": the pronoun points back inside the question.
 _OWN_SUBJECT = re.compile(
@@ -137,7 +139,24 @@ def reference(question: str) -> _Reference | None:
             return _Reference(everything=True)
     if _ELLIPSIS.search(question) and not _NAMED_QUESTION.search(question):
         return _Reference(everything=True)
+    if _subjectless(question):
+        return _Reference(everything=True)
     return None
+
+
+# "How many parameters?", "Which is faster?": a bare question this short asks about the papers at hand
+MAX_BARE_WORDS = 4
+MAX_BARE_TERMS = 2
+
+
+def _subjectless(question: str) -> bool:
+    """True when a question says nothing a search could find a paper by: no name and no content word ("Tell me
+    more.", "Why?"), or a few words with one or two ("How many parameters?"); never a question for papers of its own
+    ("Which papers use pruning?") or for what a thing is ("What is pruning?")."""
+    if _NAME.search(question) or _DEFINITION.match(question) or _OWN_PLURAL.search(question):
+        return False
+    terms = key_terms(question)
+    return not terms or (len(terms) <= MAX_BARE_TERMS and len(question.split()) <= MAX_BARE_WORDS)
 
 
 def resolve(question: str, history: Sequence[Message], lookup: Any = None) -> Turn:
@@ -191,7 +210,7 @@ def _substitute(question: str, names: Sequence[str], ref: _Reference) -> str:
             word = match.group(1).lower()
             value = possessive if word in ("its", "their", "theirs") else joined
             return _capitalize(_LEAD.sub("", text[: match.start()] + value + text[match.end() :]))
-    body = _ELLIPSIS.sub("", text).strip(" ,?")
+    body = _ELLIPSIS.sub("", text).strip(" ,?.!")
     return _capitalize(f"{joined}: {body}?" if body else joined)
 
 

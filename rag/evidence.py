@@ -68,7 +68,7 @@ _OF_THEM = re.compile(
 _IDENTIFY = re.compile(r"\b(which|what)\s+(paper|work|study|article|method|model|approach|one|system)\b", re.I)
 _SUMMARY = re.compile(
     r"\b(what is|what's|what are)\b.{0,120}\babout\b|\bsummar|\bdescribe\b|\bmain (idea|contribution)|\bcore idea\b|"
-    r"\bkey idea\b|\bgist\b|\btell me (more )?about\b|\boverview\b|\bexplain\b|\bidea behind\b|\bhow does\b.{0,120}"
+    r"\bkey idea\b|\bgist\b|\btell me (more\b|about\b)|\boverview\b|\bexplain\b|\bidea behind\b|\bhow does\b.{0,120}"
     r"\bwork\b|\bwhat problem\b|\bwhat (does|did|do)\b.{0,120}\b(propose|introduce|present|conclude|contribute)\b|"
     # "What does the paper that <a long description> propose?": the question ends with it
     r"^\s*what (does|did|do)\b.*\b(propose|introduce|present|contribute)\s*\??\s*$|"

@@ -51,6 +51,10 @@ ABSTAINED = [
         ("Which of them uses attention?", TWO_CITED, ("cb", "mx"), "Which of CBNet and MaxViT uses attention?"),
         ("Which models do they beat?", TWO_CITED, ("cb", "mx"), "Which models do CBNet and MaxViT beat?"),
         ("Do both have code?", TWO_CITED, ("cb", "mx"), "Do CBNet and MaxViT have code?"),
+        # a bare question names nothing to search for: it asks about the papers at hand
+        ("Tell me more.", ONE_CITED, ("mx",), "MaxViT: Tell me more?"),
+        ("How many parameters?", TWO_CITED, ("cb", "mx"), "CBNet and MaxViT: How many parameters?"),
+        ("Which is faster?", TWO_CITED, ("cb", "mx"), "CBNet and MaxViT: Which is faster?"),
         # the pronoun is the subject of its own clause: it points back
         ("What method does it propose?", ONE_CITED, ("mx",), "What method does MaxViT propose?"),
     ],
@@ -83,6 +87,10 @@ def test_follow_ups_resolve_to_the_cited_papers(question, history, papers, stand
         # the paper the question asks for, or describes, is what its pronoun means
         ("Which paper evaluates its tracker on LaSOT with a ViT-g backbone?", ONE_CITED),
         ("In the paper that benchmarks data curation, what dataset did they build?", TWO_CITED),
+        # short, but with a subject of its own: a question for papers, for what a thing is, or a name
+        ("Which papers use pruning?", ONE_CITED),
+        ("What is pruning?", ONE_CITED),
+        ("How fast is GroupMamba?", ONE_CITED),
         # "the first paper to…" describes a paper; it is no position in the previous answer
         ("What is the first paper to scale the VQGAN codebook to 100,000?", TWO_CITED),
     ],

@@ -96,6 +96,7 @@ def test_logistic_fit_recovers_the_informative_feature() -> None:
         ("What is the Any-Size-Diffusion pipeline?", QueryType.SUMMARY),  # "Size" is part of a name
         ("What does the paper that swaps LayerNorm for BatchNorm in transformers propose to keep training stable?",
          QueryType.SUMMARY),
+        ("MaxViT: Tell me more?", QueryType.SUMMARY),  # a bare follow-up's rewrite
         # however long the description of the paper, "what does … propose?" asks for its contribution
         ("What does the paper that builds high-performance object detectors by combining several identical "
          "off-the-shelf pre-trained backbones propose?", QueryType.SUMMARY),
