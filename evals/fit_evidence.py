@@ -61,8 +61,10 @@ L2 = 1.0  # ridge penalty on standardized weights: keeps the fit stable on a few
 GRID = np.round(np.arange(0.02, 0.99, 0.01), 2)
 DISTINCT_GRID = np.round(np.arange(0.0, 0.55, 0.05), 2)
 LIST_BETA = 0.5  # F-beta of list answers: precision counts 4 times as much as recall
-# The gate may wrongly abstain on at most this share of answerable dev items (the floor is 0.05).
-MAX_FALSE_ABSTENTION = 0.03
+# The gate may wrongly abstain on at most this share of answerable dev items (the floor is 0.05). Chosen by
+# 2-fold cross-validation on dev: 0.04 leaves both floors (abstention >= 0.85, false abstention <= 0.05) a margin
+# (0.865 / 0.039), where 0.03 left abstention at 0.854; on all 477 dev items both pick the same threshold.
+MAX_FALSE_ABSTENTION = 0.04
 # ... and the quantity cut-off at most this share of the answerable quantity questions that pass the gate.
 MAX_QUANTITY_FALSE_ABSTENTION = 0.08
 
