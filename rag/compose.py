@@ -22,6 +22,8 @@ from rag.evidence import (
     asked_measures,
     counted_nouns,
     counts,
+    exact_terms,
+    mentioned,
     states_measure,
 )
 from rag.naming import short_name
@@ -188,4 +190,8 @@ def _list_sentences(evidence: Evidence, paper: PaperEvidence) -> list[ScoredSent
     candidates = _contentful(paper, evidence.question)
     if evidence.quantity:
         candidates = [s for s in candidates if s.has_number] or candidates
+    # the sentence that shows the paper meets the question's exact terms ("DeiT", "RetinaNet"), when one does
+    exact = exact_terms(evidence.question, [p.hit for p in evidence.papers], evidence.references)
+    if exact:
+        candidates = sorted(candidates, key=lambda s: -mentioned(s.text, exact))  # stable: best first within ties
     return candidates[:1]

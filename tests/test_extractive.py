@@ -56,6 +56,20 @@ def test_which_papers_lists_the_matching_papers(assistant: Assistant) -> None:
     assert len(lines) == len(cited) and all(line.startswith("- ") for line in lines)
 
 
+def test_a_listed_paper_is_quoted_where_it_meets_the_exact_term(tmp_path: Path) -> None:
+    """A list line shows why the paper is listed: the sentence naming the question's exact term ("DeiT"), not its
+    best match on the rest of the question."""
+    a = Assistant.load(data_dir=tmp_path, llm="extractive", collection="deit")
+    papers = load_papers([DEFAULT_CORPUS]).papers
+    a.index.sync([p for p in papers if "DeiT" in p.abstract or "Pyramid" in p.title], progress=False)
+    answer = a.ask("Which papers use the DeiT model family?")
+    lines = answer.text.splitlines()
+    assert lines and len(lines) == len(answer.citations)
+    assert any(c.paper.title == "Stitchable Neural Networks" for c in answer.citations)
+    for line, citation in zip(lines, answer.citations, strict=True):
+        assert "DeiT" in citation.paper.abstract and "DeiT" in line
+
+
 def test_what_is_x_gives_the_contribution_not_boilerplate(assistant: Assistant) -> None:
     answer = assistant.ask("What is MaxViT?")
     assert not answer.abstained
