@@ -74,6 +74,9 @@ _OWN_SUBJECT = re.compile(
 _OWN_PLURAL = re.compile(
     rf"^\s*(?:(?:in|on|for|of|from|among)\s+)?(?:which|what)\s+(?:[\w-]+\s+){{0,3}}?{_NOUN}s\b", re.IGNORECASE
 )
+_QUESTION_START = re.compile(
+    r"(?:which|what|how|who|why|where|when|is|are|does|do|did|can|could|has|have)\b(?!\s+about\b)", re.IGNORECASE
+)
 _OWN_SINGULAR = re.compile(rf"^\s*(?:which|what)\s+(?:[\w-]+\s+){{0,3}}?{_NOUN}\b", re.IGNORECASE)
 _AUXILIARY_BEFORE = re.compile(r"\b(?:do|does|did|are|were|is|was|have|has|had|can|could|will|would|should)\s+$", re.I)
 
@@ -137,11 +140,25 @@ def reference(question: str) -> _Reference | None:
         before = question[: match.start()]
         if not (_OWN_PLURAL.search(before) and not _AUXILIARY_BEFORE.search(before)):
             return _Reference(everything=True)
-    if _ELLIPSIS.search(question) and not _NAMED_QUESTION.search(question):
+    if _ELLIPSIS.search(question) and not _NAMED_QUESTION.search(question) and not _whole_question(question):
         return _Reference(everything=True)
     if _subjectless(question):
         return _Reference(everything=True)
     return None
+
+
+MIN_WHOLE_TERMS = 3  # content words of a question that stands on its own after "And …"
+
+
+def _whole_question(question: str) -> bool:
+    """True when "And …" / "Also, …" opens a whole question of its own, not a fragment: it asks for papers ("And
+    which paper proposes a heavy-neck detector?") or says enough to be searched ("And how does the hypercomplex
+    convolution network cut parameters?"); "And on COCO?", "And how many parameters?" are fragments, and a question
+    with a pronoun points back."""
+    rest = _LEAD.sub("", question).lstrip(" ,")
+    if not _QUESTION_START.match(rest) or _PRONOUN.search(rest) or _PLURAL_PRONOUN.search(rest):
+        return False  # "And what fraction of the parameters does it store?" points back
+    return bool(_OWN_SINGULAR.match(rest) or _OWN_PLURAL.match(rest)) or len(key_terms(rest)) >= MIN_WHOLE_TERMS
 
 
 # "How many parameters?", "Which is faster?": a bare question this short asks about the papers at hand

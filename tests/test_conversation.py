@@ -55,6 +55,9 @@ ABSTAINED = [
         ("Tell me more.", ONE_CITED, ("mx",), "MaxViT: Tell me more?"),
         ("How many parameters?", TWO_CITED, ("cb", "mx"), "CBNet and MaxViT: How many parameters?"),
         ("Which is faster?", TWO_CITED, ("cb", "mx"), "CBNet and MaxViT: Which is faster?"),
+        ("And how many parameters?", TWO_CITED, ("cb", "mx"), "CBNet and MaxViT: how many parameters?"),
+        ("And what fraction of the model parameters does it need to store?", ONE_CITED, ("mx",),
+         "What fraction of the model parameters does MaxViT need to store?"),
         # the pronoun is the subject of its own clause: it points back
         ("What method does it propose?", ONE_CITED, ("mx",), "What method does MaxViT propose?"),
     ],
@@ -87,6 +90,10 @@ def test_follow_ups_resolve_to_the_cited_papers(question, history, papers, stand
         # the paper the question asks for, or describes, is what its pronoun means
         ("Which paper evaluates its tracker on LaSOT with a ViT-g backbone?", ONE_CITED),
         ("In the paper that benchmarks data curation, what dataset did they build?", TWO_CITED),
+        # "And …" before a whole question that asks for papers or says enough to be searched ("And on COCO?", "And how
+        # many parameters?" stay follow-ups)
+        ("And which paper proposes a heavy-neck detector?", ONE_CITED),
+        ("And how does the hypercomplex convolution network reduce parameters?", TWO_CITED),
         # short, but with a subject of its own: a question for papers, for what a thing is, or a name
         ("Which papers use pruning?", ONE_CITED),
         ("What is pruning?", ONE_CITED),
