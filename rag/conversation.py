@@ -30,7 +30,7 @@ _NAME_PATTERN = r"(?:[A-Z][a-z]*[A-Z0-9][\w\-]*|[A-Z]{2,}[\w\-]*)"
 # ... not "the first paper to scale…" / "the first model that…": a superlative describing a paper, not a position
 _ORDINAL_REF = re.compile(
     rf"\b(?:the\s+)?({'|'.join(_ORDINALS)})\s+{_NOUN}\b(?!\s+(?:to|that|which|who)\b)|"
-    rf"\bthe\s+({'|'.join(_ORDINALS)})\b(?!\s+(?:[\w-]+\s+)?{_NOUN}\s+(?:to|that|which|who)\b)",
+    rf"\bthe\s+({'|'.join(_ORDINALS)})\b(?!-)(?!\s+(?:[\w-]+\s+)?{_NOUN}\s+(?:to|that|which|who)\b)",
     re.I,
 )
 _NUMBER_REF = re.compile(rf"\b(?:{_NOUN}|source|reference)\s*\[?(\d{{1,2}})\]?|\[(\d{{1,2}})\]", re.IGNORECASE)
@@ -45,7 +45,9 @@ _DEMONSTRATIVE = re.compile(rf"\b(?:that|this|the\s+same|the\s+above|said)\s+{_N
 _PLURAL_DEMONSTRATIVE = re.compile(rf"\b(?:these|those|both|the\s+(?:two|three|above))\s+(?:{_NOUN}s|ones)\b", re.I)
 _PRONOUN = re.compile(r"\b(it|its|itself)\b", re.IGNORECASE)
 # ("both" of "both X and Y" coordinates, it points at nothing)
-_PLURAL_PRONOUN = re.compile(r"\b(they|them|their|theirs|both(?![^?]*\band\b)|each)\b", re.IGNORECASE)
+_PLURAL_PRONOUN = re.compile(
+    r"\b(they|them|their|theirs|both(?![^?]*\band\b)|each(?=\s+(?:of|one)\b|\s*[?.!,]))\b", re.IGNORECASE
+)  # "each of them", not "each pixel"
 # "And on ADE20K?", "What about its parameter count?", "How about the larger variant?", "Also on COCO?"
 _ELLIPSIS = re.compile(r"^\s*(?:and|also|what about|how about|same for|and what about|ok(?:ay)?,? and)\b", re.I)
 _LEAD = re.compile(r"^\s*(?:and|also|so|ok|okay|then|well)\b[\s,]*", re.IGNORECASE)
@@ -71,13 +73,16 @@ _OWN_SUBJECT = re.compile(
 # "Which papers train their models…", "Which paper evaluates its tracker…": the question's own subject, unless the
 # pronoun is the subject of its own clause ("Which models do they compare against?", "What method does it use?" ask
 # about the papers of the previous answer)
-_OWN_PLURAL = re.compile(
-    rf"^\s*(?:(?:in|on|for|of|from|among)\s+)?(?:which|what)\s+(?:[\w-]+\s+){{0,3}}?{_NOUN}s\b", re.IGNORECASE
-)
+# ... also after an opening clause ("Apart from X, which papers apply their method…")
+_SUBJECT_START = r"(?:^|[,;:]\s*)\s*(?:(?:in|on|for|of|from|among)\s+)?(?:which|what)\s+(?:[\w()/-]+\s+){0,3}?"
+_OWN_PLURAL = re.compile(rf"{_SUBJECT_START}{_NOUN}s\b", re.IGNORECASE)
+_TAKES = re.compile(r"\s+(?:take|takes|took)\b", re.IGNORECASE)
+# "Among the super-resolution papers, which ones…": the question names the set it chooses from
+_OWN_SET = re.compile(rf"^\s*(?:among|of|from)\s+(?:the\s+)?[^,?]*\b{_NOUN}s\s*,", re.IGNORECASE)
 _QUESTION_START = re.compile(
     r"(?:which|what|how|who|why|where|when|is|are|does|do|did|can|could|has|have)\b(?!\s+about\b)", re.IGNORECASE
 )
-_OWN_SINGULAR = re.compile(rf"^\s*(?:which|what)\s+(?:[\w-]+\s+){{0,3}}?{_NOUN}\b", re.IGNORECASE)
+_OWN_SINGULAR = re.compile(rf"{_SUBJECT_START}{_NOUN}s?\b", re.IGNORECASE)  # "Which papers prune its UNet"
 _AUXILIARY_BEFORE = re.compile(r"\b(?:do|does|did|are|were|is|was|have|has|had|can|could|will|would|should)\s+$", re.I)
 
 
@@ -114,6 +119,15 @@ def _own_subject_before(question: str, start: int) -> bool:
     return bool(_OWN_SUBJECT.search(question[:start]))
 
 
+def _expletive(question: str, match: re.Match[str]) -> bool:
+    """True for the "it" of "how many GPU hours did it take to train Vision Mamba?": it points at what follows,
+    which names its own subject."""
+    after = question[match.end() :]
+    if not _TAKES.match(after):
+        return False
+    return bool(_NAME.search(after)) or len(key_terms(after)) >= MIN_WHOLE_TERMS
+
+
 def reference(question: str) -> _Reference | None:
     """What part of the previous answer a question refers to, or None when it stands on its own."""
     if _WITH_CODE.search(question):
@@ -125,12 +139,14 @@ def reference(question: str) -> _Reference | None:
         positions.append(int(match.group(1) or match.group(2)) - 1)
     if positions:
         return _Reference(positions=tuple(dict.fromkeys(positions)))
-    if _PLURAL_DEMONSTRATIVE.search(question) or _WHICH_OF.search(question):
+    if _PLURAL_DEMONSTRATIVE.search(question) or (_WHICH_OF.search(question) and not _OWN_SET.search(question)):
         return _Reference(everything=True)
     match = _DEMONSTRATIVE.search(question)
     if match and not _own_subject_before(question, match.start()):
         return _Reference(positions=(0,))
     match = _PRONOUN.search(question)
+    if match and _expletive(question, match):
+        match = None
     if match and not _own_subject_before(question, match.start()):
         before = question[: match.start()]
         if not (_OWN_SINGULAR.search(before) and not _AUXILIARY_BEFORE.search(before)):

@@ -56,6 +56,7 @@ ABSTAINED = [
         ("How many parameters?", TWO_CITED, ("cb", "mx"), "CBNet and MaxViT: How many parameters?"),
         ("Which is faster?", TWO_CITED, ("cb", "mx"), "CBNet and MaxViT: Which is faster?"),
         ("And how many parameters?", TWO_CITED, ("cb", "mx"), "CBNet and MaxViT: how many parameters?"),
+        ("How long did it take to train?", ONE_CITED, ("mx",), "How long did MaxViT take to train?"),
         ("And what fraction of the model parameters does it need to store?", ONE_CITED, ("mx",),
          "What fraction of the model parameters does MaxViT need to store?"),
         # the pronoun is the subject of its own clause: it points back
@@ -98,6 +99,14 @@ def test_follow_ups_resolve_to_the_cited_papers(question, history, papers, stand
         ("Which papers use pruning?", ONE_CITED),
         ("What is pruning?", ONE_CITED),
         ("How fast is GroupMamba?", ONE_CITED),
+        # a determiner, a dummy "it", a superlative with a hyphen, an opening clause, a set the question names
+        ("Which paper sends each pixel to an upsampler of suitable capacity?", TWO_CITED),
+        ("How many GPU hours did it take to train Vision Mamba?", ONE_CITED),
+        ("How much does the hidden-state-mixer Mamba gain over the second-best model?", TWO_CITED),
+        ("Leaving aside the radiology assistant, which papers apply their technique to LLaVA?", TWO_CITED),
+        ("Which state-space-model (Mamba) papers release their code?", TWO_CITED),
+        ("Which papers speed up Stable Diffusion by compressing its UNet?", ONE_CITED),
+        ("Among the super-resolution papers, which ones do not point to any code release?", TWO_CITED),
         # "the first paper to…" describes a paper; it is no position in the previous answer
         ("What is the first paper to scale the VQGAN codebook to 100,000?", TWO_CITED),
     ],
