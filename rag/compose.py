@@ -14,6 +14,7 @@ from rag.constraints import excluded_papers, meets, parse
 from rag.evidence import (
     BOILERPLATE,
     FINDING,
+    PROPOSES,
     Evidence,
     EvidenceModel,
     PaperEvidence,
@@ -38,12 +39,6 @@ SECOND_SENTENCE_SHARE = 0.75
 
 _ASKS_FINDINGS = re.compile(r"\b(find|findings|found|conclu\w*|results?|show|lessons?|takeaways?)\b", re.IGNORECASE)
 _ASKS_FOR_LINKS = re.compile(r"\b(code|github|url|link|website|page|release[ds]?|available|download)\b", re.IGNORECASE)
-# A sentence that says what the paper proposes, not what it studies
-_PROPOSES = re.compile(
-    r"\b(we|this paper|this work|our work|our paper)\s+(also\s+|first\s+|further\s+|then\s+)?(propose|present|"
-    r"introduce|develop|design|contribute|build|construct)",
-    re.IGNORECASE,
-)
 # A sentence in the paper's own voice: where an abstract starts saying what it does, after its background.
 _OWN_VOICE = re.compile(r"\b(we|our|this (paper|work|study))\b", re.IGNORECASE)
 
@@ -109,8 +104,8 @@ def _summary(paper: PaperEvidence, question: str) -> list[ScoredSentence]:
     run = [s for s in ordered if s.index >= start.index]
     # "This paper investigates X" frames the work; what it proposes may come after a problem statement, which is
     # left out (the paper's own observations before its proposal stay)
-    proposal = next((s for s in run[1:] if _PROPOSES.search(s.text)), None)
-    if proposal is not None and not _PROPOSES.search(start.text):
+    proposal = next((s for s in run[1:] if PROPOSES.search(s.text)), None)
+    if proposal is not None and not PROPOSES.search(start.text):
         run = [s for s in run if s is start or s.index >= proposal.index or _OWN_VOICE.search(s.text)]
     return run[:SUMMARY_SENTENCES]
 

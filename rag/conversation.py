@@ -23,6 +23,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+MIN_WHOLE_TERMS = 3  # content words of a question that stands on its own after "And …" (or after a dummy "it take")
+# "How many parameters?", "Which is faster?": a bare question this short asks about the papers at hand
+MAX_BARE_WORDS = 4
+MAX_BARE_TERMS = 2
+
 _ORDINALS = {"first": 0, "former": 0, "second": 1, "third": 2, "fourth": 3, "fifth": 4, "latter": -1, "last": -1}
 _NOUN = r"(?:one|paper|model|method|work|approach|architecture|network|study|article|framework|backbone|system)"
 # A capitalized name or acronym ("UniBench", "GroupMamba", "COCO"); the case-blind patterns below read it too.
@@ -163,9 +168,6 @@ def reference(question: str) -> _Reference | None:
     return None
 
 
-MIN_WHOLE_TERMS = 3  # content words of a question that stands on its own after "And …"
-
-
 def _whole_question(question: str) -> bool:
     """True when "And …" / "Also, …" opens a whole question of its own, not a fragment: it asks for papers ("And
     which paper proposes a heavy-neck detector?") or says enough to be searched ("And how does the hypercomplex
@@ -175,11 +177,6 @@ def _whole_question(question: str) -> bool:
     if not _QUESTION_START.match(rest) or _PRONOUN.search(rest) or _PLURAL_PRONOUN.search(rest):
         return False  # "And what fraction of the parameters does it store?" points back
     return bool(_OWN_SINGULAR.match(rest) or _OWN_PLURAL.match(rest)) or len(key_terms(rest)) >= MIN_WHOLE_TERMS
-
-
-# "How many parameters?", "Which is faster?": a bare question this short asks about the papers at hand
-MAX_BARE_WORDS = 4
-MAX_BARE_TERMS = 2
 
 
 def _subjectless(question: str) -> bool:

@@ -86,11 +86,12 @@ _QUANTITY = re.compile(
     r"(?![\w-])|%",  # a word of its own, not part of a name ("Any-Size-Diffusion"); named measures: _MEASURE
     re.IGNORECASE,
 )
-_PROPOSAL = re.compile(
-    r"\b(we|this paper|this work|our work|our paper)\s+(also\s+|first\s+|further\s+)?(propose|present|introduce|"
-    r"develop|design|contribute|build|construct|study|investigate|revisit|explore)",
-    re.IGNORECASE,
-)
+_OWN_WORK = r"\b(we|this paper|this work|our work|our paper)\s+(also\s+|first\s+|further\s+)?"
+_PROPOSING_VERBS = r"propose|present|introduce|develop|design|contribute|build|construct"
+# A contribution sentence: the paper says what it proposes, or what it studies ("This paper investigates X")
+_PROPOSAL = re.compile(rf"{_OWN_WORK}({_PROPOSING_VERBS}|study|investigate|revisit|explore)", re.IGNORECASE)
+# ... and one that says what it proposes, not what it studies
+PROPOSES = re.compile(rf"{_OWN_WORK}({_PROPOSING_VERBS})", re.IGNORECASE)
 # A sentence stating a result, and one that only points at code or praises itself: roles of abstract sentences.
 FINDING = re.compile(
     r"\bwe (also )?(find|show|demonstrate|observe|discover|identify)\b|\bresults? (show|demonstrate|indicate)|"
