@@ -26,7 +26,7 @@ import numpy as np
 
 from rag.constraints import parse
 from rag.embeddings import TOKENIZER_PATH
-from rag.naming import aliases, mentions, sharing_a_name, short_name, without_names
+from rag.naming import aliases, names_mentioned, sharing_a_name, short_name, without_names
 from rag.sentence_cache import PaperSentences, SentenceCache
 from rag.text import KEY_TERM_STOPWORDS, STOPWORDS, WORD, english_stemmer, is_evidence, key_terms
 from rag.types import Hit
@@ -544,8 +544,9 @@ def score(
     quantity = wants_quantity(question)
     asked = parse(question).positive  # "apart from X": words about the papers the answer leaves out, not scored
     papers: list[PaperSentences] = cache.get(hit.paper for hit in hits)
-    named = [hit.paper.id in focus or mentions(asked, hit.paper) for hit in hits]
-    sharing = sharing_a_name(asked, [hit.paper for hit in hits])
+    names = [names_mentioned(asked, hit.paper) for hit in hits]
+    named = [hit.paper.id in focus or bool(found) for hit, found in zip(hits, names, strict=True)]
+    sharing = sharing_a_name([hit.paper for hit in hits], names)
     plain = asked
     for hit, is_named in zip(hits, named, strict=True):
         if is_named:

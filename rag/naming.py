@@ -158,12 +158,15 @@ def names_mentioned(text: str, paper: Paper) -> list[str]:
     return found + [alias for alias in aliases(paper) if len(alias) >= 3 and _alias_pattern(alias).search(text)]
 
 
-def sharing_a_name(text: str, papers: Sequence[Paper]) -> set[str]:
-    """Ids of the papers text does not name whose title holds a name it uses for another one: "the hidden-state-mixer
-    vision Mamba" names Vim ("Vision Mamba") but may mean "EfficientViM: Efficient Vision Mamba…"."""
-    names = {p.id: names_mentioned(text, p) for p in papers}
-    used = [name for found in names.values() for name in found]
-    return {p.id for p in papers if not names[p.id] and any(_alias_pattern(name).search(p.title) for name in used)}
+def sharing_a_name(papers: Sequence[Paper], names: Sequence[Sequence[str]]) -> set[str]:
+    """Ids of the papers a text does not name whose title holds a name it uses for another one, given the names it
+    uses for each paper (`names_mentioned`): "the hidden-state-mixer vision Mamba" names Vim ("Vision Mamba") but
+    may mean "EfficientViM: Efficient Vision Mamba…"."""
+    used = [name for found in names for name in found]
+    return {
+        p.id for p, found in zip(papers, names, strict=True)
+        if not found and any(_alias_pattern(name).search(p.title) for name in used)
+    }  # fmt: skip
 
 
 def without_names(text: str, paper: Paper) -> str:
