@@ -156,7 +156,8 @@ def compose(evidence: Evidence, model: EvidenceModel) -> Composition:
         chosen = [p for p in chosen if p.covers_exact][:MAX_LISTED]
         if not chosen:
             return Composition("", kind, ())
-        lines = [f"- {cite(p, _list_sentences(evidence, p))}" for p in chosen]
+        exact = exact_terms(evidence.question, [p.hit for p in evidence.papers], evidence.references)
+        lines = [f"- {cite(p, _list_sentences(evidence, p, exact))}" for p in chosen]
         return Composition("\n".join(lines), kind, tuple(p.number for p in chosen))
     # a name the question uses may also stand in another paper's title ("Vision Mamba" in "Efficient Vision Mamba"):
     # of those papers, the better supported is the one meant
@@ -180,13 +181,12 @@ def compose(evidence: Evidence, model: EvidenceModel) -> Composition:
     return Composition(cite(best, sentences), kind, (best.number,))
 
 
-def _list_sentences(evidence: Evidence, paper: PaperEvidence) -> list[ScoredSentence]:
-    """A listed paper's one best sentence (its best with a number when the question asks for a quantity)."""
+def _list_sentences(evidence: Evidence, paper: PaperEvidence, exact: Sequence[str]) -> list[ScoredSentence]:
+    """A listed paper's one best sentence (its best with a number when the question asks for a quantity), the one
+    that shows it meets the question's exact terms ("DeiT", "RetinaNet") when one does."""
     candidates = _contentful(paper, evidence.question)
     if evidence.quantity:
         candidates = [s for s in candidates if s.has_number] or candidates
-    # the sentence that shows the paper meets the question's exact terms ("DeiT", "RetinaNet"), when one does
-    exact = exact_terms(evidence.question, [p.hit for p in evidence.papers], evidence.references)
     if exact:
         candidates = sorted(candidates, key=lambda s: -mentioned(s.text, exact))  # stable: best first within ties
     return candidates[:1]
