@@ -26,11 +26,14 @@ _CLOSING = frozenset("”’)]};:,")
 _LOWER_WORD = re.compile(r"[a-z]+[\s,;:]")
 
 
-def _closes_previous(previous: str, first_char: str) -> bool:
-    """True when a piece starting with first_char continues the previous sentence rather than starting one."""
+def _continues_previous(previous: str, text: str, start: int) -> bool:
+    """True when the piece of text at start continues the previous sentence rather than starting one: Punkt cut before
+    closing punctuation ('words?"; (b) ...'), or after an abbreviation it does not know ("by 1.1p.p. while only…"),
+    since no sentence starts with a lower-case word (a name may: "lambda-ECLIPSE achieves…")."""
+    first_char = text[start]
     if first_char in "\"'":  # a straight quote closes the previous sentence's quote only if that one is open
         return previous.count(first_char) % 2 == 1
-    return first_char in _CLOSING
+    return first_char in _CLOSING or bool(_LOWER_WORD.match(text, start))
 
 
 # Punkt is given at most this many characters at a time: on one huge unbroken text its regular expressions run
@@ -88,11 +91,7 @@ def split_sentences(text: str) -> list[str]:
     for offset, window in _windows(text):
         for start, end in tokenizer.span_tokenize(window):
             start, end = start + offset, end + offset
-            # Punkt may cut before closing punctuation ('words?"; (b) ...'): glue such a piece to the sentence before.
-            # ... or after an abbreviation it does not know ("by 1.1p.p. while only…"): no sentence starts with a
-            # lower-case word (a name may: "lambda-ECLIPSE achieves…")
-            if spans and (_closes_previous(text[spans[-1][0] : spans[-1][1]], text[start])
-                          or _LOWER_WORD.match(text, start)):  # fmt: skip
+            if spans and _continues_previous(text[spans[-1][0] : spans[-1][1]], text, start):  # glue it on
                 spans[-1][1] = end
             else:
                 spans.append([start, end])

@@ -87,7 +87,7 @@ _OWN_SET = re.compile(rf"^\s*(?:among|of|from)\s+(?:the\s+)?[^,?]*\b{_NOUN}s\s*,
 _QUESTION_START = re.compile(
     r"(?:which|what|how|who|why|where|when|is|are|does|do|did|can|could|has|have)\b(?!\s+about\b)", re.IGNORECASE
 )
-_OWN_SINGULAR = re.compile(rf"{_SUBJECT_START}{_NOUN}s?\b", re.IGNORECASE)  # "Which papers prune its UNet"
+_OWN_NOUN = re.compile(rf"{_SUBJECT_START}{_NOUN}s?\b", re.IGNORECASE)  # either number: "Which papers prune its UNet"
 _AUXILIARY_BEFORE = re.compile(r"\b(?:do|does|did|are|were|is|was|have|has|had|can|could|will|would|should)\s+$", re.I)
 
 
@@ -154,7 +154,7 @@ def reference(question: str) -> _Reference | None:
         match = None
     if match and not _own_subject_before(question, match.start()):
         before = question[: match.start()]
-        if not (_OWN_SINGULAR.search(before) and not _AUXILIARY_BEFORE.search(before)):
+        if not (_OWN_NOUN.search(before) and not _AUXILIARY_BEFORE.search(before)):
             return _Reference(positions=(0,))
     match = _PLURAL_PRONOUN.search(question)
     if match and not _own_subject_before(question, match.start()):
@@ -176,7 +176,7 @@ def _whole_question(question: str) -> bool:
     rest = _LEAD.sub("", question).lstrip(" ,")
     if not _QUESTION_START.match(rest) or _PRONOUN.search(rest) or _PLURAL_PRONOUN.search(rest):
         return False  # "And what fraction of the parameters does it store?" points back
-    return bool(_OWN_SINGULAR.match(rest) or _OWN_PLURAL.match(rest)) or len(key_terms(rest)) >= MIN_WHOLE_TERMS
+    return bool(_OWN_NOUN.match(rest)) or len(key_terms(rest)) >= MIN_WHOLE_TERMS
 
 
 def _subjectless(question: str) -> bool:
