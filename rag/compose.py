@@ -23,7 +23,6 @@ from rag.evidence import (
     asked_measures,
     counted_nouns,
     counts,
-    exact_terms,
     mentioned,
     states_measure,
 )
@@ -156,8 +155,7 @@ def compose(evidence: Evidence, model: EvidenceModel) -> Composition:
         chosen = [p for p in chosen if p.covers_exact][:MAX_LISTED]
         if not chosen:
             return Composition("", kind, ())
-        exact = exact_terms(evidence.question, [p.hit for p in evidence.papers], evidence.references)
-        lines = [f"- {cite(p, _list_sentences(evidence, p, exact))}" for p in chosen]
+        lines = [f"- {cite(p, _list_sentences(evidence, p, evidence.exact))}" for p in chosen]
         return Composition("\n".join(lines), kind, tuple(p.number for p in chosen))
     # a name the question uses may also stand in another paper's title ("Vision Mamba" in "Efficient Vision Mamba"):
     # of those papers, the better supported is the one meant

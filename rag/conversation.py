@@ -62,7 +62,9 @@ _NAMED_QUESTION = re.compile(
     rf"(?i:is|are|was|were|does|do|did|has|have|can)\s+(?:the\s+)?{_NAME_PATTERN}\b"
 )
 _NAME = re.compile(rf"\b({_NAME_PATTERN})\b")
-_DEFINITION = re.compile(r"^\s*(?:what|who)\s+(?:is|are|was|were)\s+(?!it\b|they\b|that\b|this\b)\w", re.IGNORECASE)
+_DEFINITION = re.compile(
+    r"^\s*(?:what|who)(?:['\u2019]s|\s+(?:is|are|was|were))\s+(?!it\b|they\b|that\b|this\b)\w", re.IGNORECASE
+)  # "What is pruning?", "What's pruning?"
 # The question's own subject before a pronoun: "What is GroupMamba and what does it ...", "How does X ... its ...",
 # "Summarise the grouped state-space model and what it improves": the pronoun points back inside the question.
 _OWN_SUBJECT = re.compile(

@@ -475,6 +475,7 @@ class Evidence:
     paper_rows: np.ndarray
     strength: float = 0.0  # probability that the collection answers the question at all (the answerability model)
     references: tuple[str, ...] = ()  # names a follow-up's rewrite put in (`score`'s argument)
+    exact: tuple[str, ...] = ()  # the question's exact terms, its exclusions left out (`exact_terms`)
 
     def listed(self, model: EvidenceModel) -> list[PaperEvidence]:
         """The papers a list question lists on their own evidence: likely enough under the list model, and holding
@@ -623,7 +624,9 @@ def score(
     # answerable at all: the best paper's evidence judged by a model fit on answerable against unanswerable questions
     # (the paper model ranks papers within a question, so its top probability says little about off-topic ones)
     strength = float(model.answer.prob(paper_rows[evidence[0].number - 1 : evidence[0].number])[0]) if evidence else 0.0
-    return Evidence(question, kind, quantity, tuple(evidence), sentence_rows, paper_rows, strength, tuple(references))
+    return Evidence(
+        question, kind, quantity, tuple(evidence), sentence_rows, paper_rows, strength, tuple(references), tuple(exact)
+    )
 
 
 def _paper_rows(

@@ -98,6 +98,8 @@ def test_follow_ups_resolve_to_the_cited_papers(question, history, papers, stand
         # short, but with a subject of its own: a question for papers, for what a thing is, or a name
         ("Which papers use pruning?", ONE_CITED),
         ("What is pruning?", ONE_CITED),
+        ("What's pruning?", ONE_CITED),
+        ("What\u2019s distillation?", TWO_CITED),
         ("How fast is GroupMamba?", ONE_CITED),
         # a determiner, a dummy "it", a superlative with a hyphen, an opening clause, a set the question names
         ("Which paper sends each pixel to an upsampler of suitable capacity?", TWO_CITED),

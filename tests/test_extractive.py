@@ -70,6 +70,18 @@ def test_a_listed_paper_is_quoted_where_it_meets_the_exact_term(tmp_path: Path) 
         assert "DeiT" in citation.paper.abstract and "DeiT" in line
 
 
+def test_a_listed_paper_is_quoted_for_what_the_question_keeps_not_what_it_excludes(tmp_path: Path) -> None:
+    """A list line favours the kept exact term ("RAW"), not the one after "rather than" ("RGB"): an exclusion that
+    leaves every paper in changes no quoted sentence."""
+    a = Assistant.load(data_dir=tmp_path, llm="extractive", collection="raw")
+    papers = load_papers([DEFAULT_CORPUS]).papers
+    a.index.sync([p for p in papers if re.search(r"\b(RAW|RGB)\b", p.abstract)], progress=False)
+    kept = a.ask("Which papers process RAW sensor data?")
+    contrasted = a.ask("Which papers process RAW sensor data rather than RGB images?")
+    assert len(kept.citations) == 2 and all("RAW" in line for line in kept.text.splitlines())
+    assert contrasted.text == kept.text
+
+
 def test_what_is_x_gives_the_contribution_not_boilerplate(assistant: Assistant) -> None:
     answer = assistant.ask("What is MaxViT?")
     assert not answer.abstained
