@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from rag.constraints import excluded_papers, meets, parse
 from rag.evidence import (
+    ASKS_PROBLEM,
     BOILERPLATE,
     FINDING,
     PROPOSES,
@@ -39,6 +40,15 @@ SECOND_SENTENCE_SHARE = 0.75
 _ASKS_FINDINGS = re.compile(r"\b(find|findings|found|conclu\w*|results?|show|lessons?|takeaways?)\b", re.IGNORECASE)
 _ASKS_FOR_LINKS = re.compile(r"\b(code|github|url|link|website|page|release[ds]?|available|download)\b", re.IGNORECASE)
 # A sentence in the paper's own voice: where an abstract starts saying what it does, after its background.
+# A sentence stating a problem a paper starts from: a contrast ("However, …", "Despite …") or a word for a difficulty
+_PROBLEM = re.compile(
+    r"^(?:however|but|yet|nonetheless|nevertheless|unfortunately|despite|although|though|while)\b|"
+    r"\b(?:challeng\w*|problems?|limitations?|limited|suffers?|suffering|costly|expensive|overheads?|bottlenecks?|"
+    r"difficult\w*|fails?|failing|lacks?|lacking|issues?|inefficien\w*|scarce|hinders?|struggles?|confined|"
+    r"prohibitive\w*|drawbacks?|shortcomings?)\b",
+    re.IGNORECASE,
+)
+PROBLEM_SENTENCES = 2  # of the problem statement, before the contribution that answers it
 _OWN_VOICE = re.compile(r"\b(we|our|this (paper|work|study))\b", re.IGNORECASE)
 
 
@@ -93,6 +103,13 @@ def _summary(paper: PaperEvidence, question: str) -> list[ScoredSentence]:
     ordered = sorted((s for s in paper.sentences if not BOILERPLATE.search(s.text)), key=lambda s: s.index)
     if not ordered:
         return []
+    if ASKS_PROBLEM.search(question):
+        # the problem in the field's voice (not "we …"), then the contribution that answers it
+        problems = [s for s in ordered if _PROBLEM.search(s.text) and not _OWN_VOICE.search(s.text)]
+        if problems:
+            problems = problems[:PROBLEM_SENTENCES]
+            answer = next((s for s in ordered if s.contribution and s.index > problems[-1].index), None)
+            return [*problems, answer] if answer else problems
     if _ASKS_FINDINGS.search(question):
         findings = sorted((s for s in ordered if FINDING.search(s.text)), key=lambda s: (-s.prob, s.index))
         rest = sorted((s for s in ordered if s not in findings), key=lambda s: (-s.prob, s.index))

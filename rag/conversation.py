@@ -68,8 +68,11 @@ _DEFINITION = re.compile(
 # The question's own subject before a pronoun: "What is GroupMamba and what does it ...", "How does X ... its ...",
 # "Summarise the grouped state-space model and what it improves": the pronoun points back inside the question.
 _OWN_SUBJECT = re.compile(
-    r"\b(?:is|are|was|were|does|do|did|about|describe|summari[sz]e|explain|of)\s+(?:the\s+|a\s+|an\s+)?"
+    r"\b(?:is|are|was|were|does|do|did|about|describe|summari[sz]e|explain)\s+(?:the\s+|a\s+|an\s+)?"
     rf"{_NAME_PATTERN}|"
+    # ... after "of", only a name for "it": "the accuracy of GroupMamba and its …", not "a limitation of earlier
+    # models does it …" (a plural pronoun may take any "of" phrase: `_OF_PHRASE`)
+    rf"\bof\s+(?:the\s+)?(?-i:{_NAME_PATTERN})|"
     r"^\s*(?:(?:in|on|for|of|from|among)\s+)?(?:what|how|why|which|who|is|are|does|do|did|can|has|have)\b[^?]{12,}\band\b|"
     # an indefinite subject introduces a new referent: "Is there a paper on X? What does it report?"
     rf"\b(?:a|an|any|some)\s+(?:[\w-]+\s+){{0,3}}?{_NOUN}s?\b|"
@@ -77,6 +80,8 @@ _OWN_SUBJECT = re.compile(
     rf"\bthe\s+(?:[\w-]+\s+){{0,3}}?{_NOUN}s?\s+(?:that|which|who|whose)\b",
     re.IGNORECASE,
 )
+# "what share of them held", after "claims from … papers": the plural's own antecedent
+_OF_PHRASE = re.compile(r"\bof\s+(?:the\s+|a\s+|an\s+)?[a-z][\w-]+", re.IGNORECASE)
 # "Which papers train their models…", "Which paper evaluates its tracker…": the question's own subject, unless the
 # pronoun is the subject of its own clause ("Which models do they compare against?", "What method does it use?" ask
 # about the papers of the previous answer)
@@ -120,10 +125,11 @@ def last_cited(history: Sequence[Message]) -> tuple[str, ...]:
     return ()
 
 
-def _own_subject_before(question: str, start: int) -> bool:
+def _own_subject_before(question: str, start: int, plural: bool = False) -> bool:
     """True when the question names something of its own before position `start` ('What is GroupMamba and what
-    problem does it address?': 'it' is GroupMamba)."""
-    return bool(_OWN_SUBJECT.search(question[:start]))
+    problem does it address?': 'it' is GroupMamba); for a plural pronoun, any "of" phrase too."""
+    before = question[:start]
+    return bool(_OWN_SUBJECT.search(before) or (plural and _OF_PHRASE.search(before)))
 
 
 def _expletive(question: str, match: re.Match[str]) -> bool:
@@ -159,7 +165,7 @@ def reference(question: str) -> _Reference | None:
         if not (_OWN_NOUN.search(before) and not _AUXILIARY_BEFORE.search(before)):
             return _Reference(positions=(0,))
     match = _PLURAL_PRONOUN.search(question)
-    if match and not _own_subject_before(question, match.start()):
+    if match and not _own_subject_before(question, match.start(), plural=True):
         before = question[: match.start()]
         if not (_OWN_PLURAL.search(before) and not _AUXILIARY_BEFORE.search(before)):
             return _Reference(everything=True)

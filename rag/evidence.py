@@ -69,10 +69,17 @@ _IDENTIFY = re.compile(r"\b(which|what)\s+(paper|work|study|article|method|model
 _SUMMARY = re.compile(
     r"\b(what is|what's|what are)\b.{0,120}\babout\b|\bsummar|\bdescribe\b|\bmain (idea|contribution)|\bcore idea\b|"
     r"\bkey idea\b|\bgist\b|\btell me (more\b|about\b)|\boverview\b|\bexplain\b|\bidea behind\b|\bhow does\b.{0,120}"
-    r"\bwork\b|\bwhat problem\b|\bwhat (does|did|do)\b.{0,120}\b(propose|introduce|present|conclude|contribute)\b|"
+    r"\bwork\b|\bwhat (does|did|do)\b.{0,120}\b(propose|introduce|present|conclude|contribute)\b|"
     # "What does the paper that <a long description> propose?": the question ends with it
     r"^\s*what (does|did|do)\b.*\b(propose|introduce|present|contribute)\s*\??\s*$|"
     r"\bwhat (techniques|components|ingredients|steps|strategies|tricks)\b",
+    re.IGNORECASE,
+)
+# "What problem does X address?", "What limitation of earlier models does it overcome?": a summary of the problem
+# the paper starts from (the composer quotes its problem statement)
+ASKS_PROBLEM = re.compile(
+    r"\bwhat\s+(?:[\w-]+\s+)?(?:problems?|limitations?|challenges?|shortcomings?|drawbacks?|bottlenecks?|gaps?|"
+    r"difficult(?:y|ies)|weakness(?:es)?|issues?)\b|\bmotivat(?:es?|ed|ion)\b",
     re.IGNORECASE,
 )
 _DEFINITION = re.compile(r"^\s*(?:what|who)\s*(?:is|are|was|'s)\s+(?P<name>[^?]{1,80}?)\s*\??\s*$", re.IGNORECASE)
@@ -174,7 +181,9 @@ def query_type(question: str) -> QueryType:
     many…" asks for a number, whatever else it says ("how many backbones does the benchmark compare")."""
     if _OF_THEM.search(question) or (_LIST.search(question) and not _COUNTS_OR_AMOUNT.search(question)):
         return QueryType.LIST
-    if _SUMMARY.search(question) or (_is_definition(question) and not _asks_number(question)):
+    if _SUMMARY.search(question) or ASKS_PROBLEM.search(question):
+        return QueryType.SUMMARY
+    if _is_definition(question) and not _asks_number(question):
         return QueryType.SUMMARY
     if _IDENTIFY.search(question):
         return QueryType.IDENTIFY

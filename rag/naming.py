@@ -118,8 +118,8 @@ def _repeated_name(paper: Paper) -> str:
 
 
 @lru_cache(maxsize=4096)
-def aliases(paper: Paper) -> tuple[str, ...]:
-    """Names a question may use for a paper: the title's part before ':', an acronym from the abstract."""
+def _names(paper: Paper) -> tuple[str, ...]:
+    """The paper's names: the title's part before ':', an acronym from the abstract."""
     names: list[str] = []
     prefix = paper.title.split(":", 1)[0].strip() if ":" in paper.title else ""
     if prefix and len(prefix.split()) <= MAX_NAME_WORDS:
@@ -130,9 +130,31 @@ def aliases(paper: Paper) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _expansion(paper: Paper, acronym: str) -> str:
+    """The capitalized phrase the abstract abbreviates as the paper's acronym ("Hierarchical Side-Tuning (HST)"), or
+    ''."""
+    letters = "".join(c for c in acronym if c.isupper())
+    for defined, before, _ in _defined_acronyms(paper):
+        if defined != acronym:
+            continue
+        for k in range(1, len(before) + 1):
+            words = [w.strip("\"'“”,;~") for w in before[-k:]]
+            if _initials(words) == letters:
+                return " ".join(words) if all(w[:1].isupper() for w in words) and k > 1 else ""
+    return ""
+
+
+def aliases(paper: Paper) -> tuple[str, ...]:
+    """Names a question may use for a paper: the title's part before ':', an acronym from the abstract, and the
+    capitalized phrase that acronym abbreviates."""
+    names = _names(paper)
+    expansion = _expansion(paper, names[-1]) if names else ""
+    return (*names, expansion) if expansion and expansion.lower() not in (n.lower() for n in names) else names
+
+
 def short_name(paper: Paper) -> str:
     """How an answer names a paper: 'MaxViT', 'Vision Mamba (Vim)', 'PIIP'; the title when it has no name."""
-    names = aliases(paper)
+    names = _names(paper)
     if not names:
         return paper.title
     if len(names) > 1 and names[1].lower() not in names[0].lower():

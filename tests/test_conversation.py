@@ -61,6 +61,9 @@ ABSTAINED = [
          "What fraction of the model parameters does MaxViT need to store?"),
         # the pronoun is the subject of its own clause: it points back
         ("What method does it propose?", ONE_CITED, ("mx",), "What method does MaxViT propose?"),
+        # "of" before a description is no subject of the question's own ("a limitation of earlier models")
+        ("What limitation of earlier models does it overcome?", ONE_CITED, ("mx",),
+         "What limitation of earlier models does MaxViT overcome?"),
     ],
 )
 def test_follow_ups_resolve_to_the_cited_papers(question, history, papers, standalone) -> None:
@@ -99,6 +102,8 @@ def test_follow_ups_resolve_to_the_cited_papers(question, history, papers, stand
         ("Which papers use pruning?", ONE_CITED),
         ("What is pruning?", ONE_CITED),
         ("What's pruning?", ONE_CITED),
+        # a plural pronoun after an "of" phrase of the question's own ("claims from published papers … of them")
+        ("When the benchmark re-checked claims of published papers, what share of them held?", ONE_CITED),
         ("What\u2019s distillation?", TWO_CITED),
         ("How fast is GroupMamba?", ONE_CITED),
         # a determiner, a dummy "it", a superlative with a hyphen, an opening clause, a set the question names

@@ -13,7 +13,7 @@ from rag.citations import parse_citations
 from rag.errors import QuestionError
 from rag.evidence import QueryType, query_type
 from rag.loaders import DEFAULT_CORPUS, load_papers
-from rag.naming import short_name
+from rag.naming import aliases, names_mentioned, short_name
 from rag.prompts import ABSTAIN_PHRASE
 from rag.types import Answer, Message, Paper
 
@@ -80,6 +80,18 @@ def test_a_listed_paper_is_quoted_for_what_the_question_keeps_not_what_it_exclud
     contrasted = a.ask("Which papers process RAW sensor data rather than RGB images?")
     assert len(kept.citations) == 2 and all("RAW" in line for line in kept.text.splitlines())
     assert contrasted.text == kept.text
+
+
+def test_what_problem_quotes_the_problem_statement_then_the_contribution(assistant: Assistant) -> None:
+    """"What is X and what problem does it address?": the abstract's problem statement (in the field's voice), then
+    what the paper proposes for it, in the abstract's order."""
+    answer = assistant.ask("What is GroupMamba and what problem does it address?")
+    assert not answer.abstained and [c.paper.title[:10] for c in answer.citations] == ["GroupMamba"]
+    abstract = answer.citations[0].paper.abstract
+    quoted = sorted(answer.citations[0].evidence, key=abstract.find)
+    assert len(quoted) >= 2
+    assert re.search(r"challeng|problem|limit|however", quoted[0], re.IGNORECASE) and "we " not in quoted[0].lower()
+    assert re.search(r"\bwe (introduce|propose|present)\b", quoted[-1], re.IGNORECASE)
 
 
 def test_what_is_x_gives_the_contribution_not_boilerplate(assistant: Assistant) -> None:
@@ -195,6 +207,17 @@ def test_short_names() -> None:
     m3i = paper("Towards All-in-one Pre-training via Maximizing Mutual Information",
                 "An approach named Maximizing Mutual Information Pre-training (M3I Pre-training).")  # fmt: skip
     assert short_name(m3i) == "M3I"
+
+
+def test_a_paper_is_named_by_the_phrase_its_acronym_abbreviates() -> None:
+    """"Hierarchical Side-Tuning (HST)": a question may name the paper by the capitalized phrase; answers still call
+    it HST; a lower-case phrase before an acronym is no name."""
+    hst = Paper(id="hst", title="Hierarchical Side-Tuning for Vision Transformers",
+                abstract="We introduce Hierarchical Side-Tuning (HST), a novel PETL approach.")  # fmt: skip
+    assert "Hierarchical Side-Tuning" in aliases(hst) and short_name(hst) == "HST"
+    assert names_mentioned("What problem does Hierarchical Side-Tuning address?", hst)
+    plain = Paper(id="p", title="Tuning Sides", abstract="We introduce hierarchical side-tuning (HST), an approach.")
+    assert aliases(plain) == ("HST",)
 
 
 def test_topic_switch_is_searched_as_typed(assistant: Assistant) -> None:
