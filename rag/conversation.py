@@ -51,8 +51,10 @@ _PLURAL_DEMONSTRATIVE = re.compile(rf"\b(?:these|those|both|the\s+(?:two|three|a
 _PRONOUN = re.compile(r"\b(it|its|itself)\b", re.IGNORECASE)
 # ("both" of "both X and Y" coordinates, it points at nothing)
 _PLURAL_PRONOUN = re.compile(
-    r"\b(they|them|their|theirs|both(?![^?]*\band\b)|each(?=\s+(?:of|one)\b|\s*[?.!,]))\b", re.IGNORECASE
-)  # "each of them", not "each pixel"
+    r"\b(they|them|their|theirs|both(?![^?]*\band\b)|each(?=\s+(?:of|one)\b|\s*[?.!,])|"
+    r"(?<=does\s)each|(?<=do\s)each|(?<=did\s)each)\b",
+    re.IGNORECASE,
+)  # "each of them", "what does each compare against", not "each pixel"
 # "And on ADE20K?", "What about its parameter count?", "How about the larger variant?", "Also on COCO?"
 _ELLIPSIS = re.compile(r"^\s*(?:and|also|what about|how about|same for|and what about|ok(?:ay)?,? and)\b", re.I)
 _LEAD = re.compile(r"^\s*(?:and|also|so|ok|okay|then|well)\b[\s,]*", re.IGNORECASE)
@@ -69,7 +71,7 @@ _DEFINITION = re.compile(
 # "Summarise the grouped state-space model and what it improves": the pronoun points back inside the question.
 _OWN_SUBJECT = re.compile(
     r"\b(?:is|are|was|were|does|do|did|about|describe|summari[sz]e|explain)\s+(?:the\s+|a\s+|an\s+)?"
-    rf"{_NAME_PATTERN}|"
+    rf"(?P<described>{_NAME_PATTERN})|"
     # ... after "of", only a name for "it": "the accuracy of GroupMamba and its …", not "a limitation of earlier
     # models does it …" (a plural pronoun may take any "of" phrase: `_OF_PHRASE`)
     rf"\bof\s+(?:the\s+)?(?-i:{_NAME_PATTERN})|"
@@ -125,11 +127,16 @@ def last_cited(history: Sequence[Message]) -> tuple[str, ...]:
     return ()
 
 
-def _own_subject_before(question: str, start: int, plural: bool = False) -> bool:
+def _own_subject_before(question: str, start: int, plural: bool = False, demonstrative: bool = False) -> bool:
     """True when the question names something of its own before position `start` ('What is GroupMamba and what
-    problem does it address?': 'it' is GroupMamba); for a plural pronoun, any "of" phrase too."""
+    problem does it address?': 'it' is GroupMamba); for a plural pronoun, any "of" phrase too; for "this model", a
+    described subject only when it is a name ("What is the accuracy of this model?" points back)."""
     before = question[:start]
-    return bool(_OWN_SUBJECT.search(before) or (plural and _OF_PHRASE.search(before)))
+    for match in _OWN_SUBJECT.finditer(before):
+        described = match.group("described")
+        if not (demonstrative and described and not _NAME.fullmatch(described)):
+            return True
+    return plural and bool(_OF_PHRASE.search(before))
 
 
 def _expletive(question: str, match: re.Match[str]) -> bool:
@@ -155,7 +162,7 @@ def reference(question: str) -> _Reference | None:
     if _PLURAL_DEMONSTRATIVE.search(question) or (_WHICH_OF.search(question) and not _OWN_SET.search(question)):
         return _Reference(everything=True)
     match = _DEMONSTRATIVE.search(question)
-    if match and not _own_subject_before(question, match.start()):
+    if match and not _own_subject_before(question, match.start(), demonstrative=True):
         return _Reference(positions=(0,))
     match = _PRONOUN.search(question)
     if match and _expletive(question, match):

@@ -61,6 +61,10 @@ ABSTAINED = [
          "What fraction of the model parameters does MaxViT need to store?"),
         # the pronoun is the subject of its own clause: it points back
         ("What method does it propose?", ONE_CITED, ("mx",), "What method does MaxViT propose?"),
+        # a demonstrative after a described (not named) noun of the question, and "each" as a subject
+        ("What is the accuracy of this model?", ONE_CITED, ("mx",), "What is the accuracy of MaxViT?"),
+        ("What baseline does each compare against?", TWO_CITED, ("cb", "mx"),
+         "What baseline does CBNet and MaxViT compare against?"),
         # "of" before a description is no subject of the question's own ("a limitation of earlier models")
         ("What limitation of earlier models does it overcome?", ONE_CITED, ("mx",),
          "What limitation of earlier models does MaxViT overcome?"),
