@@ -178,6 +178,26 @@ def test_filters_apply_in_every_mode(tmp_path: Path, embedder: MiniLMEmbedding, 
     assert idx.search(query, k=10, filters=SearchFilters(year_min=2030)) == []
 
 
+def test_hybrid_rankings_are_the_two_single_rankings(tmp_path: Path, embedder: MiniLMEmbedding) -> None:
+    """Hybrid runs BM25 in a worker thread beside the dense side: the same two lists, also from concurrent callers."""
+    make_index(tmp_path, embedder).sync(PAPERS, progress=False)
+    query, recent = "language model networks molecules glucose starter", SearchFilters(year_min=2021)
+    dense, bm25 = (make_index(tmp_path, embedder, retrieval=mode) for mode in ("dense", "bm25"))
+    expected = [(dense.rankings(query, 10, f)[0], bm25.rankings(query, 10, f)[1]) for f in (None, recent)]
+    assert all(d and b for d, b in expected)
+    hybrid = make_index(tmp_path, embedder)
+    found: list[object] = []
+    callers = [
+        threading.Thread(target=lambda: found.append([hybrid.rankings(query, 10, f) for f in (None, recent)]))
+        for _ in range(4)
+    ]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join()
+    assert found == [expected] * len(callers)
+
+
 def test_collections_are_isolated(tmp_path: Path, embedder: MiniLMEmbedding) -> None:
     alpha = make_index(tmp_path, embedder, collection="alpha")
     beta = make_index(tmp_path, embedder, collection="beta")
