@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rag.naming import mentions
 from rag.settings import DEFAULT_COLLECTION, Settings
 from rag.types import Answer, Hit, IndexInfo, IngestSummary, Message, Paper, SearchFilters, to_messages
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HistoryLike = Sequence[Message | dict[str, Any]] | None
+NAME_SEARCH_K = 5  # hits searched for a paper's name ("And GroupMamba?"): the named paper ranks at the top
 
 
 class Assistant:
@@ -73,7 +75,8 @@ class Assistant:
         name = settings.resolved_llm
         if name not in self._chains:
             self._chains[name] = AnswerChain(
-                settings.model_copy(update={"llm": name}), self.embedder, self._retrieve, self._lookup, llm=self._llm
+                settings.model_copy(update={"llm": name}), self.embedder, self._retrieve, self._lookup, llm=self._llm,
+                named=self._named,
             )
         return self._chains[name]
 
@@ -180,6 +183,10 @@ class Assistant:
     def _lookup(self, ids: Sequence[str]) -> list[Paper]:
         """The papers with these ids (those a previous answer cited), in the order given; unknown ids are left out."""
         return self.index.get_papers(ids)
+
+    def _named(self, name: str) -> list[Paper]:
+        """The papers a name belongs to (one of their aliases), among the best matches of a search for it."""
+        return [hit.paper for hit in self._retrieve(name, NAME_SEARCH_K, None) if mentions(name, hit.paper)]
 
     def _retrieve(self, question: str, k: int, filters: SearchFilters | None) -> list[Hit]:
         """Search the index (after `ensure_ready`)."""

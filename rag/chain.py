@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 Retrieve = Callable[[str, int, SearchFilters | None], list[Hit]]
 Lookup = Callable[[Sequence[str]], list[Paper]]
+Named = Callable[[str], list[Paper]]  # the papers a name (an alias: "GroupMamba", "Vision Mamba") belongs to
 
 NOTHING_FOUND = "No paper in the collection matches the question."
 WEAK_EVIDENCE = "The closest papers do not address the question closely enough to answer it."
@@ -90,10 +91,12 @@ class AnswerChain:
         retrieve: Retrieve,
         lookup: Lookup | None = None,
         llm: LLM | None = None,
+        named: Named | None = None,
     ) -> None:
         self.settings = settings
         self.retrieve = retrieve
         self.lookup = lookup
+        self.named = named
         self.backend_name = settings.resolved_llm
         self.prompts = load_prompts(settings.prompts_dir)
         self.cache = SentenceCache.for_settings(embedder, settings)
@@ -161,7 +164,7 @@ class AnswerChain:
     def prepare(self, question: str, history: Sequence[Message] = ()) -> Prepared:
         """The turn, the numbered sources and their evidence scores for a question (no answer composed)."""
         text = validate_question(question, self.settings.max_question_chars)
-        turn = resolve(text, history, self.lookup)
+        turn = resolve(text, history, self.lookup, self.named)
         hits = self._hits(turn, None, None)
         return Prepared(turn, hits, self._evidence(turn, hits) if hits else None)
 
@@ -171,7 +174,7 @@ class AnswerChain:
 
     def turn(self, question: str, history: Sequence[Message], deadline: Deadline | None = None) -> Turn:
         """How the question relates to the conversation: standalone, or a follow-up over the papers it means."""
-        turn = resolve(question, history, self.lookup)
+        turn = resolve(question, history, self.lookup, self.named)
         backend = self.backend if self.settings.condense_with_llm else None
         if backend is None or not turn.follow_up:
             return turn

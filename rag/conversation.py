@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from rag.naming import short_name
+from rag.naming import aliases, short_name
 from rag.prompts import Prompts, format_history
 from rag.text import key_terms
 from rag.types import Message, Paper, Record
@@ -98,6 +98,15 @@ _QUESTION_START = re.compile(
 )
 _OWN_NOUN = re.compile(rf"{_SUBJECT_START}{_NOUN}s?\b", re.IGNORECASE)  # either number: "Which papers prune its UNet"
 _AUXILIARY_BEFORE = re.compile(r"\b(?:do|does|did|are|were|is|was|have|has|had|can|could|will|would|should)\s+$", re.I)
+
+
+# "And GroupMamba?", "What about Vision Mamba?", "Same question for UniRepLKNet.": the previous question about
+# another paper, when the name is a paper's (not a dataset's: "And on ADE20K?" keeps the subject)
+_SWITCH = re.compile(
+    r"^\s*(?:and|also|what about|how about|and what about|and how about|same (?:question |thing )?for|"
+    r"ok(?:ay)?,? and)\s+(?:for\s+)?(?P<name>[A-Z][\w\-]*(?:\s+[A-Z][\w\-]*){0,3})\s*[?.!]*\s*$",
+    re.IGNORECASE,
+)
 
 
 class Turn(Record):
@@ -204,13 +213,17 @@ def _subjectless(question: str) -> bool:
     return not terms or (len(terms) <= MAX_BARE_TERMS and len(question.split()) <= MAX_BARE_WORDS)
 
 
-def resolve(question: str, history: Sequence[Message], lookup: Any = None) -> Turn:
+def resolve(question: str, history: Sequence[Message], lookup: Any = None, named: Any = None) -> Turn:
     """The turn for a question: standalone when it does not depend on the history, else the cited papers it means.
 
     `lookup(ids) -> list[Paper]` fetches cited papers (for 'the one with code' and for their names); without it,
-    names are not substituted and 'with code' keeps every cited paper.
+    names are not substituted and 'with code' keeps every cited paper. `named(name) -> list[Paper]` finds the papers
+    a name belongs to ("And GroupMamba?" asks the previous question about GroupMamba); without it, no such switch.
     """
     text = question.strip()
+    switched = _switch_subject(text, history, lookup, named) if history and named else None
+    if switched is not None:
+        return switched
     ref = reference(text) if history else None
     if ref is None:
         return Turn(question=text, standalone=text)
@@ -236,6 +249,27 @@ def resolve(question: str, history: Sequence[Message], lookup: Any = None) -> Tu
     return Turn(
         question=text, standalone=_capitalize(standalone), follow_up=True, papers=tuple(chosen), names=tuple(names)
     )
+
+
+def _switch_subject(question: str, history: Sequence[Message], lookup: Any, named: Any) -> Turn | None:
+    """"And GroupMamba?" after "What accuracy does MaxViT reach?": the previous question with the other paper's name
+    in place of the names it used (those of the papers it was about), or None when the turn is no such switch."""
+    match = _SWITCH.match(question)
+    if not match:
+        return None
+    name = match.group("name")
+    papers = named(name)
+    previous = next((m.content for m in reversed(history) if m.role == "user"), "")
+    if not papers or not previous:
+        return None
+    cited = list(lookup(last_cited(history))) if lookup else []
+    used = [n for p in cited for n in (*aliases(p), short_name(p))] + [n for n in _NAME.findall(previous) if named(n)]
+    standalone = previous
+    for old in sorted(dict.fromkeys(used), key=len, reverse=True):  # "Vision Mamba" before "Mamba"
+        standalone = re.sub(rf"(?<![\w-]){re.escape(old)}(?![\w-])", name, standalone)
+    if standalone == previous:
+        return None  # the previous question described its paper without a name: nothing to swap
+    return Turn(question=question, standalone=standalone, follow_up=True, papers=(papers[0].id,), names=(name,))
 
 
 def _substitute(question: str, names: Sequence[str], ref: _Reference) -> str:

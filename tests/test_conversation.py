@@ -28,6 +28,10 @@ ONE_CITED = [
     Message(role="user", content="What does the multi-axis attention backbone reach on ImageNet?"),
     Message(role="assistant", content="MaxViT: 86.5% top-1 [1].", papers=("mx",)),
 ]
+ONE_CITED_BY_NAME = [
+    Message(role="user", content="What top-1 accuracy does MaxViT reach on ImageNet?"),
+    Message(role="assistant", content="MaxViT: 86.5% top-1 [1].", papers=("mx",)),
+]
 ABSTAINED = [
     Message(role="user", content="What is the capital of France?"),
     Message(role="assistant", content="The collection does not say. No paper in the collection matches."),
@@ -143,3 +147,37 @@ def test_a_pronoun_after_an_abstention_borrows_the_previous_subject() -> None:
 def test_an_ordinal_past_the_cited_papers_falls_back_to_the_first() -> None:
     turn = resolve("What about the third one?", TWO_CITED, lookup)
     assert turn.papers == ("cb",)
+
+
+GROUP = Paper(id="gm", title="GroupMamba: Parameter-Efficient and Accurate Group Visual State Space Model",
+              abstract="We introduce GroupMamba.")  # fmt: skip
+
+
+def named(name: str) -> list[Paper]:
+    """The papers a name belongs to, as the assistant's index would find them (datasets name no paper)."""
+    return [p for p in (CBNET, MAXVIT, GROUP) if name.lower() in (p.title.split(":")[0].lower(), p.id)]
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["And GroupMamba?", "What about GroupMamba?", "Same question for GroupMamba.", "How about for GroupMamba"],
+)
+def test_another_papers_name_asks_the_previous_question_about_it(question) -> None:
+    turn = resolve(question, ONE_CITED_BY_NAME, lookup, named)
+    assert turn.follow_up and turn.papers == ("gm",)
+    assert turn.standalone == "What top-1 accuracy does GroupMamba reach on ImageNet?"
+
+
+def test_a_dataset_after_and_keeps_the_previous_paper() -> None:
+    turn = resolve("And on ADE20K?", ONE_CITED_BY_NAME, lookup, named)
+    assert turn.papers == ("mx",) and turn.standalone == "MaxViT: on ADE20K?"
+    turn = resolve("What about COCO?", ONE_CITED_BY_NAME, lookup, named)
+    assert turn.papers == ("mx",)
+
+
+def test_a_switch_needs_a_name_in_the_previous_question() -> None:
+    """The previous question described its paper ("the multi-axis attention backbone"): nothing to swap, so the turn
+    is read as before (a bare name after "And" about the paper at hand)."""
+    turn = resolve("And GroupMamba?", ONE_CITED, lookup, named)
+    assert turn.papers == ("mx",)
+

@@ -220,6 +220,17 @@ def test_a_paper_is_named_by_the_phrase_its_acronym_abbreviates() -> None:
     assert aliases(plain) == ("HST",)
 
 
+def test_another_papers_name_after_an_answer_asks_the_same_question_about_it(assistant: Assistant) -> None:
+    """"And GroupMamba?" after MaxViT's accuracy: GroupMamba's accuracy, from GroupMamba's abstract."""
+    question = "What ImageNet-1K top-1 accuracy does MaxViT reach?"
+    first = assistant.ask(question)
+    history = [Message(role="user", content=question), Message.from_answer(first)]
+    answer = assistant.ask("And GroupMamba?", history)
+    assert answer.follow_up and answer.standalone_question == "What ImageNet-1K top-1 accuracy does GroupMamba reach?"
+    assert [c.paper.title.split(":")[0] for c in answer.citations] == ["GroupMamba"]
+    assert "83.3%" in answer.text
+
+
 def test_topic_switch_is_searched_as_typed(assistant: Assistant) -> None:
     first = assistant.ask("What ImageNet-1K top-1 accuracy does MaxViT reach without extra data?")
     history = [Message(role="user", content=first.question), Message.from_answer(first)]
