@@ -39,7 +39,6 @@ SECOND_SENTENCE_SHARE = 0.75
 
 _ASKS_FINDINGS = re.compile(r"\b(find|findings|found|conclu\w*|results?|show|lessons?|takeaways?)\b", re.IGNORECASE)
 _ASKS_FOR_LINKS = re.compile(r"\b(code|github|url|link|website|page|release[ds]?|available|download)\b", re.IGNORECASE)
-# A sentence in the paper's own voice: where an abstract starts saying what it does, after its background.
 # A sentence stating a problem a paper starts from: a contrast ("However, …", "Despite …") or a word for a difficulty
 _PROBLEM = re.compile(
     r"^(?:however|but|yet|nonetheless|nevertheless|unfortunately|despite|although|though|while)\b|"
@@ -49,6 +48,7 @@ _PROBLEM = re.compile(
     re.IGNORECASE,
 )
 PROBLEM_SENTENCES = 2  # of the problem statement, before the contribution that answers it
+# A sentence in the paper's own voice: where an abstract starts saying what it does, after its background.
 _OWN_VOICE = re.compile(r"\b(we|our|this (paper|work|study))\b", re.IGNORECASE)
 
 
