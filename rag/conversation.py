@@ -109,6 +109,12 @@ _SWITCH = re.compile(
 )
 
 
+# "Which papers report both COCO and ADE20K?": a question for papers, its verb and the rest
+_WHICH_PAPERS = re.compile(
+    rf"^\s*(?:which|what)\s+(?:{_NOUN}s|ones)\s+(?P<verb>[a-z]+)\s+(?P<rest>[^?]+?)\s*\??\s*$", re.IGNORECASE
+)
+
+
 class Turn(Record):
     """How a question relates to the conversation: searched as `standalone`, over `papers` when it is a follow-up."""
 
@@ -268,8 +274,26 @@ def _switch_subject(question: str, history: Sequence[Message], lookup: Any, name
     for old in sorted(dict.fromkeys(used), key=len, reverse=True):  # "Vision Mamba" before "Mamba"
         standalone = re.sub(rf"(?<![\w-]){re.escape(old)}(?![\w-])", name, standalone)
     if standalone == previous:
+        # "Which papers report COCO?" then "And GroupMamba?": does that paper report COCO?
+        standalone = _asked_of(previous, name)
+    if not standalone:
         return None  # the previous question described its paper without a name: nothing to swap
     return Turn(question=question, standalone=standalone, follow_up=True, papers=(papers[0].id,), names=(name,))
+
+
+def _asked_of(question: str, name: str) -> str:
+    """"Which papers use X?" asked of one paper: "Does <name> use X?" (a plural present verb is the base form;
+    "are" becomes "Is", "have" "Has"); '' for any other question, or a verb in the past."""
+    match = _WHICH_PAPERS.match(question)
+    if not match:
+        return ""
+    verb, rest = match.group("verb"), match.group("rest")
+    lead = {"are": "Is", "were": "Was", "have": "Has", "do": "Does", "did": "Did"}.get(verb.lower())
+    if lead:
+        return f"{lead} {name} {rest}?"
+    if verb.lower().endswith("ed"):
+        return ""
+    return f"Does {name} {verb} {rest}?"
 
 
 def _substitute(question: str, names: Sequence[str], ref: _Reference) -> str:

@@ -181,3 +181,23 @@ def test_a_switch_needs_a_name_in_the_previous_question() -> None:
     turn = resolve("And GroupMamba?", ONE_CITED, lookup, named)
     assert turn.papers == ("mx",)
 
+
+
+@pytest.mark.parametrize(
+    ("previous", "standalone"),
+    [
+        ("Which papers report both COCO and ADE20K?", "Does GroupMamba report both COCO and ADE20K?"),
+        ("Which papers are about data pruning?", "Is GroupMamba about data pruning?"),
+        ("Which models have released their code?", "Has GroupMamba released their code?"),
+    ],
+)
+def test_another_papers_name_after_a_list_asks_the_list_question_of_it(previous, standalone) -> None:
+    history = [Message(role="user", content=previous), TWO_CITED[1]]
+    turn = resolve("And GroupMamba?", history, lookup, named)
+    assert turn.follow_up and turn.papers == ("gm",) and turn.standalone == standalone
+
+
+def test_a_list_question_in_the_past_tense_is_not_rewritten_for_another_paper() -> None:
+    history = [Message(role="user", content="Which papers evaluated on COCO?"), TWO_CITED[1]]
+    turn = resolve("And GroupMamba?", history, lookup, named)
+    assert turn.papers == ("cb", "mx")  # read as before: an ellipsis over the listed papers
