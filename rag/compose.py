@@ -172,7 +172,7 @@ def compose(evidence: Evidence, model: EvidenceModel) -> Composition:
         chosen = [p for p in chosen if p.covers_exact][:MAX_LISTED]
         if not chosen:
             return Composition("", kind, ())
-        lines = [f"- {cite(p, _list_sentences(evidence, p, evidence.exact))}" for p in chosen]
+        lines = [f"- {cite(p, _list_sentences(evidence, p))}" for p in chosen]
         return Composition("\n".join(lines), kind, tuple(p.number for p in chosen))
     # a name the question uses may also stand in another paper's title ("Vision Mamba" in "Efficient Vision Mamba"):
     # of those papers, the better supported is the one meant
@@ -196,12 +196,12 @@ def compose(evidence: Evidence, model: EvidenceModel) -> Composition:
     return Composition(cite(best, sentences), kind, (best.number,))
 
 
-def _list_sentences(evidence: Evidence, paper: PaperEvidence, exact: Sequence[str]) -> list[ScoredSentence]:
+def _list_sentences(evidence: Evidence, paper: PaperEvidence) -> list[ScoredSentence]:
     """A listed paper's one best sentence (its best with a number when the question asks for a quantity), the one
     that shows it meets the question's exact terms ("DeiT", "RetinaNet") when one does."""
     candidates = _contentful(paper, evidence.question)
     if evidence.quantity:
         candidates = [s for s in candidates if s.has_number] or candidates
-    if exact:
-        candidates = sorted(candidates, key=lambda s: -mentioned(s.text, exact))  # stable: best first within ties
+    if evidence.exact:  # stable: best first within ties
+        candidates = sorted(candidates, key=lambda s: -mentioned(s.text, evidence.exact))
     return candidates[:1]

@@ -101,14 +101,13 @@ _AUXILIARY_BEFORE = re.compile(r"\b(?:do|does|did|are|were|is|was|have|has|had|c
 
 
 # "And GroupMamba?", "What about Vision Mamba?", "Same question for UniRepLKNet.": the previous question about
-# another paper, when the name is a paper's (not a dataset's: "And on ADE20K?" keeps the subject)
+# another paper, when the name is a paper's (not a dataset's: "And on ADE20K?" keeps the subject). Read case-blind
+# ("and groupmamba?"): whether the words name a paper is for the index to say (`resolve`'s `named`)
 _SWITCH = re.compile(
     r"^\s*(?:and|also|what about|how about|and what about|and how about|same (?:question |thing )?for|"
     r"ok(?:ay)?,? and)\s+(?:for\s+)?(?P<name>[A-Z][\w\-]*(?:\s+[A-Z][\w\-]*){0,3})\s*[?.!]*\s*$",
     re.IGNORECASE,
 )
-
-
 # "Which papers report both COCO and ADE20K?": a question for papers, its verb and the rest
 _WHICH_PAPERS = re.compile(
     rf"^\s*(?:which|what)\s+(?:{_NOUN}s|ones)\s+(?P<verb>[a-z]+)\s+(?P<rest>[^?]+?)\s*\??\s*$", re.IGNORECASE

@@ -144,6 +144,7 @@ def _expansion(paper: Paper, acronym: str) -> str:
     return ""
 
 
+@lru_cache(maxsize=4096)
 def aliases(paper: Paper) -> tuple[str, ...]:
     """Names a question may use for a paper: the title's part before ':', an acronym from the abstract, and the
     capitalized phrase that acronym abbreviates."""
