@@ -161,7 +161,11 @@ def compose(evidence: Evidence, model: EvidenceModel) -> Composition:
     # a list leaves out the papers about what it excludes; a question about one paper ("the approach that uses one
     # network instead of dozens of specialists") describes that paper with its exclusion, so only names count there
     excluded = excluded_papers(asked, [p.hit.paper for p in evidence.papers], by_topic=kind is QueryType.LIST)
-    papers = [p for p in evidence.papers if p.sentences and meets(asked, p.hit.paper, excluded)]
+    # "with code" narrows which papers a list or a "which paper" question names; elsewhere it describes the paper
+    # asked about ("the released code base of …")
+    papers = [p for p in evidence.papers
+              if p.sentences and meets(asked, p.hit.paper, excluded, code=kind in (QueryType.LIST, QueryType.IDENTIFY))]
+
     if not papers or not evidence.answerable(model):
         return Composition("", kind, ())
     named = _distinct([p for p in papers if p.named])

@@ -172,9 +172,9 @@ def excluded_papers(constraints: Constraints, papers: Sequence[Paper], by_topic:
     return out
 
 
-def meets(constraints: Constraints, paper: Paper, excluded: set[str]) -> bool:
-    """True when the paper is not excluded and, if the question wants code, links some."""
-    return paper.id not in excluded and (not constraints.wants_code or bool(paper.code_urls))
+def meets(constraints: Constraints, paper: Paper, excluded: set[str], code: bool = True) -> bool:
+    """True when the paper is not excluded and, if the question wants code (and `code` applies it), links some."""
+    return paper.id not in excluded and (not (code and constraints.wants_code) or bool(paper.code_urls))
 
 
 def _about(paper: Paper, terms: frozenset[str]) -> bool:

@@ -147,9 +147,11 @@ ALTERNATIVE_WINDOW = 3  # words on each side of "or" whose exact terms are alter
 # "how many training and test quadruplets does…": the counted noun phrase, up to a verb or preposition
 _HOW_MANY = re.compile(
     r"\bhow many\s+((?:(?!(?:do|does|did|are|is|was|were|have|has|had|can|could|will|would|of|in|on|for|from|with|"
-    r"to|per|at|by|during|across)\b)[A-Za-z][\w\-]*\s*){1,4})",
+    r"to|per|at|by|during|across|than)\b)[A-Za-z][\w\-]*\s*){1,8})",
     re.IGNORECASE,
 )
+# "how many times larger", "by how many percentage points": a unit of the measured number, not a thing counted
+_UNIT_COUNTS = frozenset({"times", "fold", "percent", "percentage", "point", "points", "db", "decibels"})
 # A number that measures something ("86.5%", "25", "2.8×"), not part of a name ("ImageNet-V2", "Kinetics-400").
 _QUANTITY_NUMBER = re.compile(r"(?<![\w.,\-])\d+(?:[.,]\d+)*")
 # (what a question asks for, how a sentence writes that kind of number): a '%' for an accuracy, '×' for a speed-up
@@ -338,38 +340,84 @@ _GENERIC_COUNTS = "samples examples instances items entries records data points"
 
 
 def counted_nouns(question: str) -> frozenset[str]:
-    """Stemmed lower-case words a 'how many ...' question counts ('GPU hours' -> {'hour'}); acronyms excluded."""
+    """Stemmed lower-case words of the phrase a 'how many ...' question counts, up to its verb ('GPU hours' ->
+    {'hour'}); acronyms excluded, and nothing for a unit ('how many times larger', 'how many percentage points')."""
     match = _HOW_MANY.search(question)
-    if not match:
+    if not match or match.group(1).split()[0].lower() in _UNIT_COUNTS:
         return frozenset()
-    return key_terms(" ".join(w for w in match.group(1).split() if w.islower()))
+    words = [w.lower() for w in match.group(1).split() if w.islower() and w.lower() not in STOPWORDS]
+    return frozenset(english_stemmer().stemWords(words))
 
 
-def required_counts(counted: frozenset[str]) -> frozenset[str]:
-    """The counted words a paper must use to count the asked thing: generic units ("samples") only when nothing
-    else says what is counted ("image-text samples" -> {'image-text'})."""
-    return counted - key_terms(_GENERIC_COUNTS) or counted
+def counted_head(question: str) -> frozenset[str]:
+    """What a paper must name to count the asked thing: the counted phrase's head noun ('state-of-the-art reflection
+    removal methods' -> {'method'}), or, when the head is a generic unit ("samples"), the words before it
+    ("image-text samples" -> {'image-text'}: the paper may call them "data")."""
+    match = _HOW_MANY.search(question)
+    counted = counted_nouns(question)
+    if not match or not counted:
+        return frozenset()
+    head = frozenset(english_stemmer().stemWords([w.lower() for w in match.group(1).split()[-1:]]))
+    return (counted - _generic_counts() or counted) if head <= _generic_counts() else head
 
 
-_COUNT_TOKEN = re.compile(r"\d[\d,.]*[+KMB]?|[A-Za-z]+", re.IGNORECASE)
+@lru_cache(maxsize=1)
+def _generic_counts() -> frozenset[str]:
+    """The stems of the generic counted words."""
+    return frozenset(english_stemmer().stemWords(_GENERIC_COUNTS.split()))
+
+
+# A model's size after its name ("Med-PaLM M (84B)"): a count of parameters that need not say "parameters"
+_MODEL_SIZE = re.compile(r"\(\s*\d+(?:\.\d+)?\s*[MB]\s*\)")
+_PARAMETERS = frozenset({"paramet", "param"})
+
+
+def counts_in(text: str, required: frozenset[str]) -> bool:
+    """True when a paper's text names what the question counts (`counted_head`), or writes a model size for a count
+    of parameters."""
+    if required and required <= _PARAMETERS and _MODEL_SIZE.search(text):
+        return True
+    return required <= frozenset().union(*_word_stems(text))
+
+
+_COUNT_TOKEN = re.compile(r"\d[\d,.]*[+KMB]?|[A-Za-z]+(?:-[A-Za-z]+)*", re.IGNORECASE)
 _NUMBER_WORDS = frozenset({
     "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "fifteen", "twenty",
     "thirty", "fifty", "hundred", "hundreds", "thousand", "thousands", "million", "millions", "billion", "billions",
     "dozen", "dozens",
 })  # fmt: skip
 COUNT_WINDOW = 3  # words a count may stand before the thing counted: "19 commonly used benchmarks"
+# Words between a count and the thing counted that are not part of its description: a unit, a comparison, a function
+# word ("330x fewer Multiply-Accumulate (MAC) operations", "25 times fewer number of parameters")
+_COUNT_FILLERS = STOPWORDS | frozenset({"x", "times", "fold", "percent", "fewer", "more", "less", "larger", "smaller",
+                                        "higher", "lower", "number"})  # fmt: skip
 
 
 def counts(text: str, nouns: frozenset[str]) -> bool:
     """True when the text puts a number in front of one of the counted nouns ("19 commonly used benchmarks", "five
-    datasets", "a 3 billion-parameter model"), or the question counts nothing."""
+    datasets", "six state-of-the-art SIRR methods", "a 3 billion-parameter model"), or the question counts nothing;
+    a compound is one word of the window, and names what it counts by any of its parts."""
     if not nouns:
         return True
-    tokens = [t for part in _COUNT_TOKEN.findall(text) for t in part.split("-") if t]
-    stems = english_stemmer().stemWords([t.lower() for t in tokens])
-    return any(
-        (token[0].isdigit() or token.lower() in _NUMBER_WORDS) and nouns & set(stems[i + 1 : i + 2 + COUNT_WINDOW])
-        for i, token in enumerate(tokens)
+    if nouns <= _PARAMETERS and _MODEL_SIZE.search(text):
+        return True
+    words = _COUNT_TOKEN.findall(text)
+    stems = _word_stems(text)
+    counted = [w[0].isdigit() or w.lower() in _NUMBER_WORDS for w in words]
+    described = [not c and w.lower() not in _COUNT_FILLERS for w, c in zip(words, counted, strict=True)]
+    for i in (i for i, c in enumerate(counted) if c):
+        following = [j for j in range(i + 1, len(words)) if described[j]][:COUNT_WINDOW]
+        if any(nouns & stems[j] for j in following):
+            return True
+    return False
+
+
+@lru_cache(maxsize=8192)
+def _word_stems(text: str) -> tuple[frozenset[str], ...]:
+    """Per word of the text (`_COUNT_TOKEN`), the stems of the word and of its hyphen-separated parts."""
+    stemmer = english_stemmer()
+    return tuple(
+        frozenset(stemmer.stemWords([w.lower(), *w.lower().split("-")])) for w in _COUNT_TOKEN.findall(text)
     )
 
 
@@ -612,8 +660,8 @@ def score(
             ScoredSentence(n + 1, i, papers[n].sentences[i], float(cos_all[n][i]), float(p), has_number, tied,
                            contribution)
         )  # fmt: skip
-    paper_rows = _paper_rows(hits, papers, by_paper, own, named, q, q_terms, groups, exact, optional, counted,
-                             best_cos)  # fmt: skip
+    paper_rows = _paper_rows(hits, papers, by_paper, own, named, q, q_terms, groups, exact, optional,
+                             counted_head(question), best_cos)  # fmt: skip
     paper_probs = model.paper.prob(paper_rows)
     # a list question's papers are judged by a model fit on list questions alone: there, being behind the best
     # paper says little, while for a fact it says much
@@ -649,7 +697,7 @@ def _paper_rows(
     groups: Sequence[Sequence[frozenset[str]]],
     exact: Sequence[str],
     optional: set[str],
-    counted: frozenset[str],
+    required: frozenset[str],
     best_cos: float,
 ) -> np.ndarray:
     """Paper features: its best sentences, title, coverage of the question's (distinguishing) terms, rank."""
@@ -679,7 +727,7 @@ def _paper_rows(
             float(ps.title_vector @ q), len(covered) / len(q_terms) if q_terms else 0.0,
             sum(idf[t] for t in covered) / idf_total if idf_total > 0 else 0.0,
             mentioned(texts[n], exact) / len(exact) if exact else 1.0,
-            float(covers(texts[n], exact, optional)), float(required_counts(counted) <= term_sets[n]),
+            float(covers(texts[n], exact, optional)), float(counts_in(texts[n], required)),
             1.0 / (hit.rank if hit.rank else n + 1), float(named[n]), (probs[0] if probs else 0.0) - top_prob,
             max([float(ps.title_vector @ q), *(x.cosine for x in claims)]),
             len(q_terms & claim_terms) / len(q_terms) if q_terms else 0.0, unmatched,

@@ -280,6 +280,9 @@ def test_a_quantity_comes_from_the_sentence_stating_it(tmp_path: Path) -> None:
     a.index.sync(papers, progress=False)
     timed = a.ask("How long does the distilled benchmark set of BenchKit take to run?")
     assert "5 minutes" in timed.text  # the number is content, though its sentence also releases code
+    # "the released code base" describes the paper asked about (which links no code): not a "with code" filter
+    released = a.ask("How many benchmarks does the released code base of the unified implementation hold?")
+    assert not released.abstained and "50+" in released.text
     dice = a.ask("What Dice score does SegKit reach on its 127 classes?")
     assert dice.abstained  # the abstract states other numbers, never a Dice score
     assert not a.ask("By how much does SegKit improve accuracy over prior models?").abstained
