@@ -162,6 +162,8 @@ _UNITS = (
     (re.compile(r"\b(faster|speed\w*|times|fold|smaller|larger|fewer|less|more|reduc\w*|compress\w*)\b",
                 re.IGNORECASE),
      re.compile(r"\d\s*(?:×|x\b|times\b|-?fold\b)", re.IGNORECASE)),
+    (re.compile(r"\bhow fast\b|\b(speed|throughput|fps|frame rate|real-time)\b", re.IGNORECASE),
+     re.compile(r"\d\s*(?:FPS\b|frames per second|(?:img|images?|tokens?|samples?)\s*/\s*s\b)", re.IGNORECASE)),
     (re.compile(r"\bhow long\b|\b(time|duration|latency|hours?|days?|weeks?|minutes?|seconds?)\b", re.IGNORECASE),
      re.compile(r"\d\s*(?:ms|s|sec\w*|min\w*|h|hours?|days?|weeks?|months?|GPU[- ]hours?)\b", re.IGNORECASE)),
     (re.compile(r"\bhow (large|big|small|deep)\b|\b(parameters?|size|layers?|depth)\b", re.IGNORECASE),
@@ -563,15 +565,33 @@ def _bm25_scores(question: str, texts: Sequence[str]) -> np.ndarray:
     return scores / top if top > 0 else scores
 
 
-def _numbers_tied(sentence: str, terms: frozenset[str]) -> bool:
-    """True when a number of the sentence stands within a few words of one of the question's key terms."""
+# A yes/no question ("Does it reach 86.5%?") may restate the number it checks; a wh-question's numbers describe what
+# it asks about ("the 1-bit adapters", "at 512x512"), and the answer is another number
+_YES_NO = re.compile(r"^\W*(?:is|are|was|were|does|do|did|can|could|has|have|had|will|would)\b", re.IGNORECASE)
+
+
+def given_numbers(question: str) -> frozenset[str]:
+    """The numbers a wh-question states itself (none for a yes/no question), normalized ('1,000' -> '1000')."""
+    if _YES_NO.match(question):
+        return frozenset()
+    return frozenset(n.replace(",", "") for n in _QUANTITY_NUMBER.findall(question))
+
+
+def _new_numbers(text: str, given: frozenset[str]) -> bool:
+    """True when the text holds a number that measures something and is not one the question states."""
+    return any(n.replace(",", "") not in given for n in _QUANTITY_NUMBER.findall(text))
+
+
+def _numbers_tied(sentence: str, terms: frozenset[str], given: frozenset[str] = frozenset()) -> bool:
+    """True when a number of the sentence (not one the question states) stands within a few words of one of the
+    question's key terms."""
     words = WORD.findall(sentence)
     stems = english_stemmer().stemWords([w.lower() for w in words])
     positions = [i for i, s in enumerate(stems) if s in terms]
     if not positions:
         return False
     tokens = sentence.split()
-    numeric = [i for i, t in enumerate(tokens) if _QUANTITY_NUMBER.search(t)]
+    numeric = [i for i, t in enumerate(tokens) if _new_numbers(t, given)]
     # map word positions to whitespace-token positions approximately by their share of the sentence
     scale = len(tokens) / max(len(words), 1)
     return any(abs(n - p * scale) <= 5 for n in numeric for p in positions)
@@ -620,6 +640,7 @@ def score(
     exact = exact_terms(asked, hits, references)
     optional = alternatives(asked, exact)
     counted = counted_nouns(question)
+    given = given_numbers(question)
     cos_all = [ps.sentence_vectors @ (q_plain if named[n] else q) for n, ps in enumerate(papers)]
     best_cos = max((float(c[i]) for n, c in enumerate(cos_all) for i in usable[n]), default=0.0)
     # the question's terms its paper's title does not hold: what it asks of a paper it describes by its title words
@@ -631,8 +652,8 @@ def score(
         terms = key_terms(text)
         # a count written out before the thing counted ("four primary limitations") is a number tied to it
         counted_here = bool(counted) and counts(text, counted)
-        has_number = bool(_QUANTITY_NUMBER.search(text)) or counted_here
-        tied = counted_here or (has_number and _numbers_tied(text, q_terms))
+        has_number = _new_numbers(text, given) or counted_here
+        tied = counted_here or (has_number and _numbers_tied(text, q_terms, given))
         contribution = bool(_PROPOSAL.search(text))
         position = i / max(len(papers[n].sentences) - 1, 1)
         cos = float(cos_all[n][i])

@@ -129,6 +129,20 @@ def test_a_sentence_matches_the_kind_of_number_asked_for() -> None:
     assert not _unit_match("Which paper is about faces?", "It holds 4M identities.")
 
 
+def test_the_numbers_a_question_states_are_not_its_answer() -> None:
+    """"the 1-bit adapters", "Grounding DINO 1.5": a wh-question's own numbers describe what it asks about, so a
+    sentence holding only them states no quantity; a yes/no question may restate the number it checks."""
+    from rag.evidence import _new_numbers, _unit_match, given_numbers
+
+    given = given_numbers("What average accuracy do the 1-bit adapters reach on the VTAB-1K benchmark?")
+    assert given == {"1"}
+    assert not _new_numbers("1-bit adapters outperform all other PET methods on the VTAB-1K benchmark.", given)
+    assert _new_numbers("1-bit adapters reach 75.3% on the VTAB-1K benchmark.", given)
+    assert given_numbers("Does MaxViT reach 86.5% top-1 accuracy?") == frozenset()
+    assert _unit_match("How fast does the edge model run?", "It achieves a speed of 75.2 FPS.")
+    assert not _unit_match("How fast does the edge model run?", "It improves AP by 3.2.")
+
+
 def test_a_named_measure_must_be_the_one_stated() -> None:
     from rag.evidence import asked_measures, states_measure
 
