@@ -26,6 +26,7 @@ from rag.evidence import (
     counts,
     mentioned,
     states_measure,
+    states_unit,
 )
 from rag.naming import short_name
 from rag.text import DANGLING
@@ -48,6 +49,9 @@ _PROBLEM = re.compile(
     re.IGNORECASE,
 )
 PROBLEM_SENTENCES = 2  # of the problem statement, before the contribution that answers it
+METHOD_SENTENCES = 2  # after the contribution, when the question also asks how
+_ASKS_HOW = re.compile(r"\band how\b|\bhow (?:does|do|did) (?:it|they|the \w+) (?:address|solve|tackle|overcome)",
+                       re.IGNORECASE)
 # A sentence in the paper's own voice: where an abstract starts saying what it does, after its background.
 _OWN_VOICE = re.compile(r"\b(we|our|this (paper|work|study))\b", re.IGNORECASE)
 
@@ -109,7 +113,11 @@ def _summary(paper: PaperEvidence, question: str) -> list[ScoredSentence]:
         if problems:
             problems = problems[:PROBLEM_SENTENCES]
             answer = next((s for s in ordered if s.contribution and s.index > problems[-1].index), None)
-            return [*problems, answer] if answer else problems
+            if answer is None:
+                return problems
+            # "… address, and how?": the method's gist follows the contribution
+            method = [s for s in ordered if s.index > answer.index][:METHOD_SENTENCES]
+            return [*problems, answer, *(method if _ASKS_HOW.search(question) else [])]
     if _ASKS_FINDINGS.search(question):
         findings = sorted((s for s in ordered if FINDING.search(s.text)), key=lambda s: (-s.prob, s.index))
         rest = sorted((s for s in ordered if s not in findings), key=lambda s: (-s.prob, s.index))
@@ -128,12 +136,16 @@ def _summary(paper: PaperEvidence, question: str) -> list[ScoredSentence]:
 
 def quantity_sentences(evidence: Evidence, paper: PaperEvidence) -> list[ScoredSentence]:
     """The sentences of a paper that can answer a quantity question, best first: a number tied to the thing asked
-    (near it, or of the asked kind: a % for an accuracy), the measure the question names, and for "how many
-    benchmarks" a number counting benchmarks. Such a number is content even in a sentence that also points at code.
+    (near it, or of the asked kind: a % for an accuracy), the measure and the unit the question names ("in
+    milliseconds"), and for "how many benchmarks" a number counting benchmarks. Such a number is content even in a
+    sentence that also points at code.
     """
     measures, counted = asked_measures(evidence.question), counted_nouns(evidence.question)
     return [
-        s for s in paper.sentences if s.tied_number and states_measure(s.text, measures) and counts(s.text, counted)
+        s
+        for s in paper.sentences
+        if s.tied_number and states_measure(s.text, measures) and states_unit(evidence.question, s.text)
+        and counts(s.text, counted)
     ]
 
 

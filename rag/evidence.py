@@ -86,7 +86,7 @@ _DEFINITION = re.compile(r"^\s*(?:what|who)\s*(?:is|are|was|'s)\s+(?P<name>[^?]{
 _QUANTITY = re.compile(
     r"\bhow (much|many|fast|large|big|long|small|high|low|well|deep)\b|"
     r"\bwhat (accuracy|score|speed|size|share|fraction|percentage|proportion|range|number|throughput|latency|"
-    r"resolution|cost)\b|"
+    r"resolution|cost)s?\b|"
     r"(?<![\w-])(accuracy|score|speed-?up|percent|parameters|FLOPs|GFLOPs|throughput|latency|memory|hours|days|"
     r"billion|million|ratio|share|fraction|range|rate|gain|improvement|saving|savings|reduction|size|count|budget|"
     r"value|figure)"
@@ -125,7 +125,7 @@ _THRESHOLD = re.compile(
 # stating that measure, not by another number of the same paper (a near miss: the abstract reports something else)
 _MEASURE = re.compile(
     r"(?<![\w-])(FID|FVD|PSNR|SSIM|LPIPS|m?IoU|(?-i:m?AP)|Dice|perplexity|BLEU|ROUGE|F1|top-?[15]|AUC|EER|"
-    r"recall|precision|success|SUC|CLIP ?score|GenEval|WER|CIDEr|FPS)(?![\w-])",
+    r"recall|precision|success|SUC|CLIP ?score|GenEval|WER|CIDEr|FPS|win rate|Elo|NDCG|MRR|SROCC|PLCC)(?![\w-])",
     re.IGNORECASE,
 )
 
@@ -141,6 +141,23 @@ def asked_measures(question: str) -> frozenset[str]:
 def states_measure(text: str, measures: frozenset[str]) -> bool:
     """True when the text names one of the measures (or the question named none)."""
     return not measures or bool(measures & asked_measures(text))
+
+
+# A unit the question asks the number in ("latency in milliseconds", "in GPU hours"), and how a sentence writes it
+_ASKED_UNITS = (
+    (re.compile(r"\bin (?:milliseconds|ms)\b", re.IGNORECASE), re.compile(r"\d\s*(?:ms|milliseconds?)\b", re.I)),
+    (re.compile(r"\bin (?:seconds|secs)\b", re.IGNORECASE), re.compile(r"\d\s*(?:s|secs?|seconds?)\b", re.I)),
+    (re.compile(r"\bin minutes\b", re.IGNORECASE), re.compile(r"\d\s*(?:min|mins|minutes?)\b", re.I)),
+    (re.compile(r"\bin (?:GPU[- ])?hours\b", re.IGNORECASE), re.compile(r"\d\s*(?:GPU[- ])?(?:h|hrs?|hours?)\b", re.I)),
+    (re.compile(r"\bin days\b", re.IGNORECASE), re.compile(r"\d\s*days?\b", re.I)),
+    (re.compile(r"\bin (?:dB|decibels)\b", re.IGNORECASE), re.compile(r"\d\s*(?:dB|decibels?)\b", re.I)),
+    (re.compile(r"\bin (?:FPS|frames per second)\b", re.IGNORECASE), re.compile(r"\d\s*(?:FPS|frames per sec)", re.I)),
+)  # fmt: skip
+
+
+def states_unit(question: str, text: str) -> bool:
+    """True when the text writes a number in every unit the question asks for ("in milliseconds": "16.2ms")."""
+    return all(written.search(text) for asks, written in _ASKED_UNITS if asks.search(question))
 
 
 ALTERNATIVE_WINDOW = 3  # words on each side of "or" whose exact terms are alternatives
@@ -243,7 +260,9 @@ def exact_terms(question: str, hits: Sequence[Hit], references: Sequence[str] = 
         # a capitalized word inside the question that is no common word is a name: 'Cityscapes', 'Swin', 'LAION'
         exact = exact or (k > 0 and token[:1].isupper() and token.lower() not in common_words())
         if exact and squash(token) and squash(token) not in names and squash(token) not in bounds:
-            terms.append(token)
+            # a range ("2K-8K") is its two ends, which a paper may join otherwise ("2K to 8K")
+            ends = token.split("-")
+            terms.extend(ends if len(ends) == 2 and all(any(c.isdigit() for c in e) for e in ends) else [token])
     return list(dict.fromkeys(terms))
 
 

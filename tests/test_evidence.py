@@ -143,6 +143,24 @@ def test_the_numbers_a_question_states_are_not_its_answer() -> None:
     assert not _unit_match("How fast does the edge model run?", "It improves AP by 3.2.")
 
 
+def test_a_unit_the_question_names_must_be_the_answers() -> None:
+    """"latency in milliseconds": a speed-up factor is not the answer; "What resolutions" asks for numbers too."""
+    from rag.evidence import states_unit
+
+    question = "What per-token latency in milliseconds does the inference system reach?"
+    assert not states_unit(question, "It reduces latency by up to 7.3X over the state of the art.")
+    assert states_unit(question, "It serves a token in 16.2ms.")
+    assert states_unit("How much faster is it?", "It is 2.8x faster.")  # no unit named: any number's unit will do
+    assert wants_quantity("What resolutions do the images of the new dataset reach?")
+
+
+def test_a_range_is_its_two_ends() -> None:
+    """"2K-8K images" is met by "ranging 2K to 8K resolutions"."""
+    terms = exact_terms("Which paper speeds up super-resolution of large 2K-8K images?", [])
+    assert terms == ["2K", "8K"]
+    assert covers("large-scale images ranging 2K to 8K resolutions", terms, set())
+
+
 def test_a_named_measure_must_be_the_one_stated() -> None:
     from rag.evidence import asked_measures, states_measure
 
@@ -154,6 +172,8 @@ def test_a_named_measure_must_be_the_one_stated() -> None:
     assert states_measure("It reaches 86.5% top1 accuracy.", asked_measures("What top-1 accuracy does it reach?"))
     assert not states_measure("83.3% ImageNet top-1 accuracy", asked_measures("What COCO box AP does it achieve?"))
     assert states_measure("Any number at all: 12.", asked_measures("How much memory does it save?"))  # none named
+    win = asked_measures("What win rate does it achieve in the human evaluation?")
+    assert not states_measure("It achieves a zero-shot FID score of 6.61 on COCO.", win)
 
 
 def test_a_capitalized_rare_word_is_an_exact_term_and_a_common_one_is_not() -> None:

@@ -92,6 +92,10 @@ def test_what_problem_quotes_the_problem_statement_then_the_contribution(assista
     assert len(quoted) >= 2
     assert re.search(r"challeng|problem|limit|however", quoted[0], re.IGNORECASE) and "we " not in quoted[0].lower()
     assert re.search(r"\bwe (introduce|propose|present)\b", quoted[-1], re.IGNORECASE)
+    # "… and how?": the method's gist follows the contribution
+    how = assistant.ask("What problem does GroupMamba address, and how?")
+    quoted_how = sorted(how.citations[0].evidence, key=abstract.find)
+    assert len(quoted_how) > len(quoted) and quoted_how[: len(quoted)] == quoted
 
 
 def test_what_is_x_gives_the_contribution_not_boilerplate(assistant: Assistant) -> None:
