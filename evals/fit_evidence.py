@@ -33,6 +33,7 @@ from evals.metrics import contains
 from rag.assistant import Assistant
 from rag.compose import quantity_sentences
 from rag.evidence import (
+    LIST_FEATURES,
     MODEL_PATH,
     PAPER_FEATURES,
     SENTENCE_FEATURES,
@@ -40,6 +41,7 @@ from rag.evidence import (
     EvidenceModel,
     LogisticModel,
     QueryType,
+    list_rows,
     load_model,
     score,
 )
@@ -193,7 +195,7 @@ def _bootstrap_model() -> None:
                                 0.0).to_json()
             for name, features in (("sentence", SENTENCE_FEATURES), ("own_sentence", SENTENCE_FEATURES),
                                    ("paper", PAPER_FEATURES),
-                                   ("list_paper", PAPER_FEATURES), ("answer", PAPER_FEATURES))
+                                   ("list_paper", LIST_FEATURES), ("answer", PAPER_FEATURES))
         }  # fmt: skip
         thresholds = {"answer": 0.5, "list": 0.5, "quantity": 0.5}
         MODEL_PATH.write_text(json.dumps({**neutral, "thresholds": thresholds}, indent=1) + "\n", encoding="utf-8")
@@ -226,9 +228,9 @@ def fit(gold: Path, data_dir: Path) -> dict[str, object]:
     y = np.concatenate([_paper_labels(s) for s in scored])
     paper = fit_logistic(x, y, PAPER_FEATURES)
     lists = [s for s in scored if s.evidence is not None and s.evidence.kind is QueryType.LIST]
-    x = np.vstack([s.evidence.paper_rows for s in lists if s.evidence is not None])
+    x = np.vstack([list_rows(s.evidence.paper_rows) for s in lists if s.evidence is not None])
     y = np.concatenate([_paper_labels(s) for s in lists])
-    list_paper = fit_logistic(x, y, PAPER_FEATURES, l2=LIST_L2)
+    list_paper = fit_logistic(x, y, LIST_FEATURES, l2=LIST_L2)
     model = EvidenceModel(sentence, own_sentence, paper, list_paper, chain_model.answer, 0.5, 0.5, 0.5)
     _rescore(assistant, scored, model)
     # answerable at all, from the best paper's features: answerable against unanswerable questions (a question that

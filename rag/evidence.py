@@ -4,7 +4,8 @@ Logistic models, fit on the dev gold split by `evals/fit_evidence.py` (weights a
 `rag/data/evidence_model.json`), turn features into probabilities:
 - a sentence model: does this abstract sentence state what the question asks for?
 - a paper model: does this paper answer the question (meet its distinguishing terms, not only its topic)?
-- a list-paper model: the same, fit on list questions alone;
+- a list-paper model: the same, fit on list questions alone, reading each paper feature also against the question's
+  other retrieved papers;
 - an answerability model: does the collection answer the question at all (its best paper's features)?
 The answerability gate, the list cut-off and the composer's choices all read these probabilities.
 """
@@ -44,6 +45,9 @@ PAPER_FEATURES: tuple[str, ...] = (
     "claim_coverage", "unmatched", "own_best", "own_second", "option_coverage",
 )  # fmt: skip
 
+# The list-paper model also reads each paper feature against the other retrieved papers of the same question (a
+# z-score): a list keeps the papers that stand out from the topic's crowd, whatever the question's overall level
+LIST_FEATURES: tuple[str, ...] = PAPER_FEATURES + tuple(f"{f}_vs_question" for f in PAPER_FEATURES)
 # Paper features the composer also reads: distinguishing-term coverage, every exact term, what "how many" counts.
 _DISTINCT, _EXACT_ALL, _COUNTED = (PAPER_FEATURES.index(f) for f in ("distinct_coverage", "exact_all", "counted"))
 
@@ -501,7 +505,7 @@ def load_model(path: Path = MODEL_PATH) -> EvidenceModel:
         sentence=LogisticModel.from_json(raw["sentence"], SENTENCE_FEATURES),
         own_sentence=LogisticModel.from_json(raw["own_sentence"], SENTENCE_FEATURES),
         paper=LogisticModel.from_json(raw["paper"], PAPER_FEATURES),
-        list_paper=LogisticModel.from_json(raw["list_paper"], PAPER_FEATURES),
+        list_paper=LogisticModel.from_json(raw["list_paper"], LIST_FEATURES),
         answer=LogisticModel.from_json(raw["answer"], PAPER_FEATURES),
         answer_threshold=float(raw["thresholds"]["answer"]),
         list_threshold=float(raw["thresholds"]["list"]),
@@ -705,7 +709,7 @@ def score(
     paper_probs = model.paper.prob(paper_rows)
     # a list question's papers are judged by a model fit on list questions alone: there, being behind the best
     # paper says little, while for a fact it says much
-    list_probs = model.list_paper.prob(paper_rows) if kind is QueryType.LIST else paper_probs
+    list_probs = model.list_paper.prob(list_rows(paper_rows)) if kind is QueryType.LIST else paper_probs
     evidence = [
         PaperEvidence(
             number=n + 1, hit=hit,
@@ -724,6 +728,14 @@ def score(
     return Evidence(
         question, kind, quantity, tuple(evidence), sentence_rows, paper_rows, strength, tuple(references), tuple(exact)
     )
+
+
+def list_rows(paper_rows: np.ndarray) -> np.ndarray:
+    """The list-paper model's rows (`LIST_FEATURES`): each paper's features, then their z-scores among the question's
+    retrieved papers (0 where the papers do not differ)."""
+    spread = paper_rows.std(axis=0)
+    within = (paper_rows - paper_rows.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
+    return np.hstack([paper_rows, within])
 
 
 def _paper_rows(

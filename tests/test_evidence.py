@@ -7,6 +7,7 @@ import pytest
 
 from evals.fit_evidence import fit_logistic
 from rag.evidence import (
+    LIST_FEATURES,
     PAPER_FEATURES,
     SENTENCE_FEATURES,
     QueryType,
@@ -25,7 +26,7 @@ def test_the_shipped_model_matches_the_code_features() -> None:
     model = load_model()
     assert model.sentence.features == SENTENCE_FEATURES and model.paper.features == PAPER_FEATURES
     assert model.sentence.weights.shape == (len(SENTENCE_FEATURES),)
-    assert model.list_paper.features == PAPER_FEATURES and model.answer.features == PAPER_FEATURES
+    assert model.list_paper.features == LIST_FEATURES and model.answer.features == PAPER_FEATURES
     assert 0 < model.answer_threshold < 1 and 0 < model.list_threshold < 1
     assert np.any(model.paper.weights != 0), "the model file holds fitted weights, not the bootstrap zeros"
     own = model.own_sentence
@@ -59,6 +60,22 @@ def test_a_papers_own_evidence_does_not_depend_on_the_other_sources(tmp_path) ->
     a, b = with_best.paper_rows[1:], without.paper_rows
     assert np.allclose(a[:, own], b[:, own])
     assert not np.allclose(a[:, best], b[:, best])
+
+
+def test_a_list_reads_each_paper_against_the_questions_other_papers() -> None:
+    """The list-paper rows are the paper features, then their z-scores within the question: a paper that stands out
+    from the other retrieved ones scores above 0; a feature all papers share scores 0."""
+    from rag.evidence import list_rows
+
+    rows = np.zeros((4, len(PAPER_FEATURES)))
+    rows[:, 0] = [0.9, 0.2, 0.2, 0.1]  # best_sentence: the first paper stands out
+    rows[:, 1] = 0.5  # the same for all
+    out = list_rows(rows)
+    assert out.shape == (4, len(LIST_FEATURES))
+    assert np.array_equal(out[:, : len(PAPER_FEATURES)], rows)
+    within = out[:, len(PAPER_FEATURES) :]
+    assert within[0, 0] > 1.0 > 0 > within[3, 0] and np.all(within[:, 1] == 0)
+    assert np.allclose(list_rows(rows + 0.3)[:, len(PAPER_FEATURES) :], within)  # relative to the question only
 
 
 def test_logistic_fit_recovers_the_informative_feature() -> None:
