@@ -175,6 +175,13 @@ _HOW_MANY = re.compile(
 _UNIT_COUNTS = frozenset({"times", "fold", "percent", "percentage", "point", "points", "db", "decibels"})
 # A number that measures something ("86.5%", "25", "2.8×"), not part of a name ("ImageNet-V2", "Kinetics-400").
 _QUANTITY_NUMBER = re.compile(r"(?<![\w.,\-])\d+(?:[.,]\d+)*")
+_NUMBER_WORDS = frozenset({
+    "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "fifteen", "twenty",
+    "thirty", "fifty", "hundred", "hundreds", "thousand", "thousands", "million", "millions", "billion", "billions",
+    "trillion", "trillions", "dozen", "dozens", "tens", "half", "quarter", "twice", "thrice",
+})  # fmt: skip
+# ... a number written out ("hundreds of GPUs", "a quarter of the cost", "tens of millions of parameters")
+_SPELLED_NUMBER = re.compile(rf"\b(?:{'|'.join(sorted(_NUMBER_WORDS))})\b", re.IGNORECASE)
 # (what a question asks for, how a sentence writes that kind of number): a '%' for an accuracy, '×' for a speed-up
 _UNITS = (
     (re.compile(r"\b(accuracy|percent|share|fraction|proportion|rate|top-?1|(?-i:AP|mAP)|miou|improv\w*|gain\w*|"
@@ -406,11 +413,6 @@ def counts_in(text: str, required: frozenset[str]) -> bool:
 
 
 _COUNT_TOKEN = re.compile(r"\d[\d,.]*[+KMB]?|[A-Za-z]+(?:-[A-Za-z]+)*", re.IGNORECASE)
-_NUMBER_WORDS = frozenset({
-    "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "fifteen", "twenty",
-    "thirty", "fifty", "hundred", "hundreds", "thousand", "thousands", "million", "millions", "billion", "billions",
-    "dozen", "dozens",
-})  # fmt: skip
 COUNT_WINDOW = 3  # words a count may stand before the thing counted: "19 commonly used benchmarks"
 # Words between a count and the thing counted that are not part of its description: a unit, a comparison, a function
 # word ("330x fewer Multiply-Accumulate (MAC) operations", "25 times fewer number of parameters")
@@ -594,15 +596,23 @@ _YES_NO = re.compile(r"^\W*(?:is|are|was|were|does|do|did|can|could|has|have|had
 
 
 def given_numbers(question: str) -> frozenset[str]:
-    """The numbers a wh-question states itself (none for a yes/no question), normalized ('1,000' -> '1000')."""
+    """The numbers a wh-question states itself (none for a yes/no question), normalized ('1,000' -> '1000',
+    'Hundreds' -> 'hundreds')."""
     if _YES_NO.match(question):
         return frozenset()
-    return frozenset(n.replace(",", "") for n in _QUANTITY_NUMBER.findall(question))
+    return frozenset(_numbers(question))
+
+
+def _numbers(text: str) -> list[str]:
+    """The numbers of a text that measure something, in digits or written out, normalized."""
+    return [n.replace(",", "") for n in _QUANTITY_NUMBER.findall(text)] + [
+        w.lower() for w in _SPELLED_NUMBER.findall(text)
+    ]
 
 
 def _new_numbers(text: str, given: frozenset[str]) -> bool:
-    """True when the text holds a number that measures something and is not one the question states."""
-    return any(n.replace(",", "") not in given for n in _QUANTITY_NUMBER.findall(text))
+    """True when the text holds a number (in digits or written out) that is not one the question states."""
+    return any(n not in given for n in _numbers(text))
 
 
 def _numbers_tied(sentence: str, terms: frozenset[str], given: frozenset[str] = frozenset()) -> bool:

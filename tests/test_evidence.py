@@ -156,6 +156,12 @@ def test_the_numbers_a_question_states_are_not_its_answer() -> None:
     assert not _new_numbers("1-bit adapters outperform all other PET methods on the VTAB-1K benchmark.", given)
     assert _new_numbers("1-bit adapters reach 75.3% on the VTAB-1K benchmark.", given)
     assert given_numbers("Does MaxViT reach 86.5% top-1 accuracy?") == frozenset()
+    # a number written out is a number: "hundreds of GPUs", "a quarter of regular training"
+    assert _new_numbers("It runs by leveraging hundreds of GPUs.", given_numbers("How many GPUs does it use?"))
+    assert _new_numbers("It cuts the training cost to a quarter of regular training.", frozenset())
+    assert not _new_numbers("Both stages are trained jointly.", frozenset())
+    assert not _new_numbers("It scales to trillion parameter models.", given_numbers(
+        "How many GPUs does the system use to run trillion-parameter models?"))
     assert _unit_match("How fast does the edge model run?", "It achieves a speed of 75.2 FPS.")
     assert not _unit_match("How fast does the edge model run?", "It improves AP by 3.2.")
 
