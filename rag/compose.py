@@ -27,6 +27,7 @@ from rag.evidence import (
     mentioned,
     states_measure,
     states_unit,
+    unreferenced,
 )
 from rag.naming import short_name
 from rag.text import DANGLING
@@ -140,11 +141,12 @@ def quantity_sentences(evidence: Evidence, paper: PaperEvidence) -> list[ScoredS
     milliseconds"), and for "how many benchmarks" a number counting benchmarks. Such a number is content even in a
     sentence that also points at code.
     """
-    measures, counted = asked_measures(evidence.question), counted_nouns(evidence.question)
+    question = unreferenced(evidence.question, evidence.references)
+    measures, counted = asked_measures(question), counted_nouns(question)
     return [
         s
         for s in paper.sentences
-        if s.tied_number and states_measure(s.text, measures) and states_unit(evidence.question, s.text)
+        if s.tied_number and states_measure(s.text, measures) and states_unit(question, s.text)
         and counts(s.text, counted)
     ]
 

@@ -69,6 +69,14 @@ _COUNTS_OR_AMOUNT = re.compile(r"^\W*(?:(?:and|so|then|also|but|now)\W+)?how (?:
 _OF_THEM = re.compile(
     r"\b(?:how many|which) of (?:them|these|those|the (?:papers|works|ones)\b|[^?]{1,160}?\band\b)", re.IGNORECASE
 )
+# "Which datasets does MaxViT use?", "On which benchmarks is the method that … evaluated?": what one paper (a singular
+# subject) uses or reports, not a list of the collection's papers
+_OF_ONE_PAPER = re.compile(
+    r"\b(?:which|what)\s+(?:[\w/-]+\s+){0,4}?(?:methods|models|approaches|architectures|frameworks|backbones|"
+    r"detectors|benchmarks|datasets|systems|techniques|networks|generators|trackers|encoders|pipelines|toolboxes|tasks|"
+    r"metrics|baselines)\s+(?:does|did|is|was|has)\b",
+    re.IGNORECASE,
+)
 _IDENTIFY = re.compile(r"\b(which|what)\s+(paper|work|study|article|method|model|approach|one|system)\b", re.I)
 _SUMMARY = re.compile(
     r"\b(what is|what's|what are)\b.{0,120}\babout\b|\bsummar|\bdescribe\b|\bmain (idea|contribution)|\bcore idea\b|"
@@ -199,6 +207,14 @@ _UNITS = (
 )  # fmt: skip
 
 
+def unreferenced(question: str, references: Sequence[str] = ()) -> str:
+    """The question without the names a follow-up's rewrite put in: a title's words ("… from the Perspective of
+    Precision Redundancy") say nothing about the kind of answer asked for (a measure, a count, a number)."""
+    for name in sorted(references, key=len, reverse=True):
+        question = re.sub(re.escape(name), " ", question, flags=re.IGNORECASE)
+    return " ".join(question.split())
+
+
 class QueryType(StrEnum):
     """What shape of answer a question wants."""
 
@@ -211,7 +227,9 @@ class QueryType(StrEnum):
 def query_type(question: str) -> QueryType:
     """Classify a question: a list of papers, a summary of one, which paper does X, or a fact (the default); "how
     many…" asks for a number, whatever else it says ("how many backbones does the benchmark compare")."""
-    if _OF_THEM.search(question) or (_LIST.search(question) and not _COUNTS_OR_AMOUNT.search(question)):
+    if _OF_THEM.search(question) or (
+        _LIST.search(question) and not _COUNTS_OR_AMOUNT.search(question) and not _OF_ONE_PAPER.search(question)
+    ):
         return QueryType.LIST
     if _SUMMARY.search(question) or ASKS_PROBLEM.search(question):
         return QueryType.SUMMARY
@@ -652,7 +670,8 @@ def score(
     """
     model = model or load_model()
     kind = query_type(question)
-    quantity = wants_quantity(question)
+    bare = unreferenced(question, references)  # what kind of answer is asked for, without the names put in
+    quantity = wants_quantity(bare)
     asked = parse(question).positive  # "apart from X": words about the papers the answer leaves out, not scored
     papers: list[PaperSentences] = cache.get(hit.paper for hit in hits)
     names = [names_mentioned(asked, hit.paper) for hit in hits]
@@ -672,8 +691,8 @@ def score(
     groups = option_groups(plain)
     exact = exact_terms(asked, hits, references)
     optional = alternatives(asked, exact)
-    counted = counted_nouns(question)
-    given = given_numbers(question)
+    counted = counted_nouns(bare)
+    given = given_numbers(bare)
     cos_all = [ps.sentence_vectors @ (q_plain if named[n] else q) for n, ps in enumerate(papers)]
     best_cos = max((float(c[i]) for n, c in enumerate(cos_all) for i in usable[n]), default=0.0)
     # the question's terms its paper's title does not hold: what it asks of a paper it describes by its title words
@@ -694,13 +713,13 @@ def score(
             cos, cos - best_cos, float(bm25[j]),
             len(q_terms & terms) / len(q_terms) if q_terms else 0.0,
             mentioned(text, exact) / len(exact) if exact else 0.0,
-            float(quantity and has_number), float(quantity and tied), float(quantity and _unit_match(question, text)),
+            float(quantity and has_number), float(quantity and tied), float(quantity and _unit_match(bare, text)),
             position, float(i == 0), float(contribution), float(bool(FINDING.search(text))),
             float(i < 2 and not contribution and not has_number and "we" not in text.lower().split()),
             float(bool(BOILERPLATE.search(text))), 1.0 / (n + 1), float(papers[n].title_vector @ q), float(named[n]),
             len(residual[n] & terms) / len(residual[n]) if residual[n] else 0.0,
         ])  # fmt: skip
-        meta.append((n, i, has_number, tied or (has_number and _unit_match(question, text)), contribution))
+        meta.append((n, i, has_number, tied or (has_number and _unit_match(bare, text)), contribution))
     sentence_rows = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(SENTENCE_FEATURES))
     probs = model.sentence.prob(sentence_rows)
     # a sentence's match on its own: a list judges each paper by it, not by how it ranks behind the best paper
@@ -715,7 +734,7 @@ def score(
                            contribution)
         )  # fmt: skip
     paper_rows = _paper_rows(hits, papers, by_paper, own, named, q, q_terms, groups, exact, optional,
-                             counted_head(question), best_cos)  # fmt: skip
+                             counted_head(bare), best_cos)  # fmt: skip
     paper_probs = model.paper.prob(paper_rows)
     # a list question's papers are judged by a model fit on list questions alone: there, being behind the best
     # paper says little, while for a fact it says much

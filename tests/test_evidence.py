@@ -94,6 +94,10 @@ def test_logistic_fit_recovers_the_informative_feature() -> None:
         ("Which papers propose Mamba-based vision backbones?", QueryType.LIST),
         ("Compare MaxViT and GroupMamba on ImageNet.", QueryType.LIST),
         ("Which fine-tuning methods train under 1% of the weights?", QueryType.LIST),  # hyphenated modifiers
+        # what one paper uses or reports: a singular subject after the noun
+        ("Which datasets does MaxViT use?", QueryType.FACTOID),
+        ("On which perturbation datasets is the method that robustifies large models evaluated?", QueryType.FACTOID),
+        ("Which benchmarks do the Mamba backbones report?", QueryType.LIST),
         ("Which detection or segmentation models work zero-shot?", QueryType.LIST),
         ("Which class-conditional image generators beat an FID of 2?", QueryType.LIST),
         ("Summarise the composite backbone detector paper.", QueryType.SUMMARY),
@@ -164,6 +168,17 @@ def test_the_numbers_a_question_states_are_not_its_answer() -> None:
         "How many GPUs does the system use to run trillion-parameter models?"))
     assert _unit_match("How fast does the edge model run?", "It achieves a speed of 75.2 FPS.")
     assert not _unit_match("How fast does the edge model run?", "It improves AP by 3.2.")
+
+
+def test_the_names_a_follow_up_put_in_do_not_make_a_question_ask_for_a_number() -> None:
+    """"On which benchmarks did <a title with 'Precision'> beat …?": the title's words name no measure."""
+    from rag.evidence import unreferenced
+
+    title = "Revisiting the Parameter Efficiency of Adapters from the Perspective of Precision Redundancy"
+    question = f"On which benchmarks did {title} beat the other PET methods?"
+    assert wants_quantity(question)  # "Precision" is a named measure
+    assert unreferenced(question, [title]) == "On which benchmarks did beat the other PET methods?"
+    assert not wants_quantity(unreferenced(question, [title]))
 
 
 def test_a_unit_the_question_names_must_be_the_answers() -> None:

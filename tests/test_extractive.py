@@ -82,6 +82,18 @@ def test_a_listed_paper_is_quoted_for_what_the_question_keeps_not_what_it_exclud
     assert contrasted.text == kept.text
 
 
+def test_a_name_put_in_by_a_follow_up_does_not_ask_for_a_number(assistant: Assistant) -> None:
+    """A title a follow-up's rewrite put in ("… Precision Redundancy") is a name: its measure-like words do not make
+    the question ask for a number (which would need a sentence stating that measure)."""
+    from rag.evidence import score
+
+    question = "On which benchmarks did Precision Recall Networks beat MaxViT?"
+    hits = assistant.search(question, k=5)
+    cache = assistant._chain("extractive").cache
+    assert score(question, hits, cache).quantity
+    assert not score(question, hits, cache, references=["Precision Recall Networks"]).quantity
+
+
 def test_what_problem_quotes_the_problem_statement_then_the_contribution(assistant: Assistant) -> None:
     """"What is X and what problem does it address?": the abstract's problem statement (in the field's voice), then
     what the paper proposes for it, in the abstract's order."""
