@@ -58,11 +58,14 @@ _LIST = re.compile(
     r"\b(which|list|name|compare)\s+((?!(?:paper|work|study|method|model|approach|one|system)\b)[\w/-]+\s+){0,4}"
     r"(methods|models|approaches|architectures|frameworks|backbones|detectors|benchmarks|datasets|systems|"
     r"techniques|networks|generators|trackers|encoders|pipelines|toolboxes)\b|"
-    r"\bpapers\s+(that|which|about|on|using|use|propos)|\bcompare\b|\bdifference between\b|\bboth\b.{0,40}\band\b|"
+    r"\bpapers\s+(that|which|about|on|using|use|propos)|\bcompare\b|\bdifference between\b|"
     # "what other approaches…": more than the one it names (not "what other data does it…")
     r"\b(what|which) other\s+((?!(?:does|is|was|has)\b)\w+\s+){0,2}(?!(?:does|is|was|has)\b)\w+s\b",
     re.IGNORECASE,
 )
+# "both A and B" asks about two papers, unless a summary's description uses it ("how both the person and the
+# background affect it")
+_BOTH = re.compile(r"\bboth\b.{0,40}\band\b", re.IGNORECASE)
 _COUNTS_OR_AMOUNT = re.compile(r"^\W*(?:(?:and|so|then|also|but|now)\W+)?how (?:many|much)\b", re.IGNORECASE)
 # ... but "how many of them release code?" and "which of them report COCO?" ask which of the papers at hand do: a
 # list (the reader can count it); a follow-up's rewrite names them: "which of Vim and GroupMamba report COCO?"
@@ -77,7 +80,14 @@ _OF_ONE_PAPER = re.compile(
     r"metrics|baselines)\s+(?:does|did|is|was|has)\b",
     re.IGNORECASE,
 )
-_IDENTIFY = re.compile(r"\b(which|what)\s+(paper|work|study|article|method|model|approach|one|system)\b", re.I)
+_IDENTIFY = re.compile(
+    r"\b(which|what)\s+(paper|work|study|article|method|model|approach|one|system)\b|"
+    # "which super-resolution pruning method …": up to three modifiers after "which", none a verb or an article
+    r"\bwhich\s+(?:(?!(?:does|do|did|is|are|was|were|has|have|the|a|an|of)\b)[\w/-]+\s+){1,3}"
+    r"(paper|work|study|article|method|model|approach|system|framework|technique|architecture|network|backbone|"
+    r"detector|benchmark|dataset|toolbox|pipeline)\b",
+    re.IGNORECASE,
+)
 _SUMMARY = re.compile(
     r"\b(what is|what's|what are)\b.{0,120}\babout\b|\bsummar|\bdescribe\b|\bmain (idea|contribution)|\bcore idea\b|"
     r"\bkey idea\b|\bgist\b|\btell me (more\b|about\b)|\boverview\b|\bexplain\b|\bidea behind\b|\bhow does\b.{0,120}"
@@ -124,7 +134,7 @@ BOILERPLATE = re.compile(
     re.IGNORECASE,
 )
 _TOKEN = re.compile(r"\d{1,3}(?:,\d{3})+(?![\d,])|[A-Za-z0-9][A-Za-z0-9\-.@]*[A-Za-z0-9]")  # "100,000" is one number
-_DESCRIPTIVE_SUFFIX = re.compile(r"(?<=[A-Za-z0-9])-[a-z]+$")
+_DESCRIPTIVE_SUFFIX = re.compile(r"(?<=[A-Za-z0-9])(?:-[a-z]+)+$")  # "FLOP-efficiency-driven" -> "FLOP"
 _SQUASH = re.compile(r"[^a-z0-9]+")
 # Examples a question gives ("such as COCO", "e.g. LoRA"), and a number that is a bound ("86% or more", "at least 8").
 _EXAMPLES = re.compile(r"\b(?:such as|e\.g\.|for example|for instance|including|like)\s+([^?;:]+)", re.IGNORECASE)
@@ -227,11 +237,13 @@ class QueryType(StrEnum):
 def query_type(question: str) -> QueryType:
     """Classify a question: a list of papers, a summary of one, which paper does X, or a fact (the default); "how
     many…" asks for a number, whatever else it says ("how many backbones does the benchmark compare")."""
+    summary = bool(_SUMMARY.search(question) or ASKS_PROBLEM.search(question))
+    listing = _LIST.search(question) or (_BOTH.search(question) and not summary)
     if _OF_THEM.search(question) or (
-        _LIST.search(question) and not _COUNTS_OR_AMOUNT.search(question) and not _OF_ONE_PAPER.search(question)
+        listing and not _COUNTS_OR_AMOUNT.search(question) and not _OF_ONE_PAPER.search(question)
     ):
         return QueryType.LIST
-    if _SUMMARY.search(question) or ASKS_PROBLEM.search(question):
+    if summary:
         return QueryType.SUMMARY
     if _is_definition(question) and not _asks_number(question):
         return QueryType.SUMMARY
@@ -240,10 +252,16 @@ def query_type(question: str) -> QueryType:
     return QueryType.FACTOID
 
 
+# "Why …", "Where do … come from", "Who …": a reason, a source or a person, whatever measures the question mentions
+_ASKS_NO_NUMBER = re.compile(r"^\W*(?:why|where|who|whom)\b", re.IGNORECASE)
+
+
 def wants_quantity(question: str) -> bool:
     """True when the question asks for a number (an accuracy, a saving, a count, a range); "which paper…" asks for a
-    paper, whatever quantities describe it."""
-    return query_type(question) is QueryType.FACTOID and _asks_number(question)
+    paper and "why …" for a reason, whatever quantities describe them."""
+    return (
+        query_type(question) is QueryType.FACTOID and _asks_number(question) and not _ASKS_NO_NUMBER.match(question)
+    )
 
 
 def _asks_number(question: str) -> bool:

@@ -94,6 +94,12 @@ def test_logistic_fit_recovers_the_informative_feature() -> None:
         ("Which papers propose Mamba-based vision backbones?", QueryType.LIST),
         ("Compare MaxViT and GroupMamba on ImageNet.", QueryType.LIST),
         ("Which fine-tuning methods train under 1% of the weights?", QueryType.LIST),  # hyphenated modifiers
+        # "both … and" in a summary's description is no list; "which <modifiers> method" identifies one paper
+        ("Summarize the approach that models how both the person and the background affect quality.",
+         QueryType.SUMMARY),
+        ("Do both MaxViT and GroupMamba report COCO?", QueryType.LIST),
+        ("Which super-resolution pruning method preserves the sparse model's trainability?", QueryType.IDENTIFY),
+        ("Which vision backbone reaches 86.5% top-1 on ImageNet-1K?", QueryType.IDENTIFY),
         # what one paper uses or reports: a singular subject after the noun
         ("Which datasets does MaxViT use?", QueryType.FACTOID),
         ("On which perturbation datasets is the method that robustifies large models evaluated?", QueryType.FACTOID),
@@ -168,6 +174,19 @@ def test_the_numbers_a_question_states_are_not_its_answer() -> None:
         "How many GPUs does the system use to run trillion-parameter models?"))
     assert _unit_match("How fast does the edge model run?", "It achieves a speed of 75.2 FPS.")
     assert not _unit_match("How fast does the edge model run?", "It improves AP by 3.2.")
+
+
+def test_why_and_where_ask_for_no_number() -> None:
+    """"Where do the composition problems of images of any size come from?" asks a source, whatever "size" says."""
+    assert not wants_quantity("Where do the composition problems of images of any size come from?")
+    assert not wants_quantity("Why does the tracker train faster at a larger size?")
+    assert wants_quantity("What size of images does the pipeline produce?")
+
+
+def test_a_descriptive_compound_keeps_only_its_name() -> None:
+    """"the FLOP-efficiency-driven YOLO-centric detector": the exact terms are FLOP and YOLO, not the compounds."""
+    terms = exact_terms("What mAP does the FLOP-efficiency-driven YOLO-centric detector reach?", [])
+    assert terms == ["mAP", "FLOP", "YOLO"]
 
 
 def test_the_names_a_follow_up_put_in_do_not_make_a_question_ask_for_a_number() -> None:
