@@ -134,7 +134,6 @@ BOILERPLATE = re.compile(
     re.IGNORECASE,
 )
 _TOKEN = re.compile(r"\d{1,3}(?:,\d{3})+(?![\d,])|[A-Za-z0-9][A-Za-z0-9\-.@]*[A-Za-z0-9]")  # "100,000" is one number
-_DESCRIPTIVE_SUFFIX = re.compile(r"(?<=[A-Za-z0-9])(?:-[a-z]+)+$")  # "FLOP-efficiency-driven" -> "FLOP"
 _SQUASH = re.compile(r"[^a-z0-9]+")
 # Examples a question gives ("such as COCO", "e.g. LoRA"), and a number that is a bound ("86% or more", "at least 8").
 _EXAMPLES = re.compile(r"\b(?:such as|e\.g\.|for example|for instance|including|like)\s+([^?;:]+)", re.IGNORECASE)
@@ -302,7 +301,7 @@ def exact_terms(question: str, hits: Sequence[Hit], references: Sequence[str] = 
     )
     bounds = {squash(n) for m in _THRESHOLD.finditer(question) for n in m.groups() if n}
     terms = []
-    for k, token in enumerate(_DESCRIPTIVE_SUFFIX.sub("", t) for t in _TOKEN.findall(question)):
+    for k, token in ((k, piece) for k, t in enumerate(_TOKEN.findall(question)) for piece in _named_parts(t)):
         exact = any(c.isdigit() for c in token) or any(c.isupper() for c in token[1:])
         # a capitalized word inside the question that is no common word is a name: 'Cityscapes', 'Swin', 'LAION'
         exact = exact or (k > 0 and token[:1].isupper() and token.lower() not in common_words())
@@ -311,6 +310,16 @@ def exact_terms(question: str, hits: Sequence[Hit], references: Sequence[str] = 
             ends = token.split("-")
             terms.extend(ends if len(ends) == 2 and all(any(c.isdigit() for c in e) for e in ends) else [token])
     return list(dict.fromkeys(terms))
+
+
+def _named_parts(token: str) -> list[str]:
+    """A hyphenated compound without its descriptive lower-case words, each remaining part a term of its own
+    ("FLOP-efficiency-driven" -> FLOP, "encoder-plus-LLM" -> LLM, "DiT-based" -> DiT); a name stays whole
+    ("ImageNet-1K", "Swin-L", "ViT-g")."""
+    parts = token.split("-")
+    kept = [p for p in parts if not (len(p) > 1 and p.isalpha() and p.islower())]
+    named = any(c.isupper() for p in kept for c in p)  # "top-1", "1-bit": a measure, not a name with descriptions
+    return kept if named and len(kept) < len(parts) else [token]
 
 
 def alternatives(question: str, terms: Sequence[str]) -> set[str]:

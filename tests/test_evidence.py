@@ -78,6 +78,18 @@ def test_a_list_reads_each_paper_against_the_questions_other_papers() -> None:
     assert np.allclose(list_rows(rows + 0.3)[:, len(PAPER_FEATURES) :], within)  # relative to the question only
 
 
+def test_the_gate_threshold_keeps_the_most_correct_outcomes_within_the_false_abstention_bound() -> None:
+    from evals.fit_evidence import most_correct_threshold
+
+    rows = [
+        (0.9, True, True, True),  # strong and right: shown
+        (0.5, True, True, False),  # answered wrongly: abstaining on it costs a false abstention and gains nothing
+        (0.6, False, True, False),  # unanswerable, yet an answer was composed: the gate should stop it
+    ]
+    assert 0.6 < most_correct_threshold(rows, max_false_abstention=0.5) <= 0.9
+    assert most_correct_threshold(rows, max_false_abstention=0.0) <= 0.5  # no false abstention allowed
+
+
 def test_logistic_fit_recovers_the_informative_feature() -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(400, 3))
@@ -187,6 +199,10 @@ def test_a_descriptive_compound_keeps_only_its_name() -> None:
     """"the FLOP-efficiency-driven YOLO-centric detector": the exact terms are FLOP and YOLO, not the compounds."""
     terms = exact_terms("What mAP does the FLOP-efficiency-driven YOLO-centric detector reach?", [])
     assert terms == ["mAP", "FLOP", "YOLO"]
+    assert exact_terms("How many limitations of encoder-plus-LLM models does it name?", []) == ["LLM"]
+    # a name, a measure or a size stays whole
+    assert exact_terms("Which DiT models report top-1 with Swin-L, ViT-g or 1-bit adapters?", []) == [
+        "DiT", "top-1", "Swin-L", "ViT-g", "1-bit"]
 
 
 def test_the_names_a_follow_up_put_in_do_not_make_a_question_ask_for_a_number() -> None:
