@@ -179,7 +179,6 @@ def compose(evidence: Evidence, model: EvidenceModel) -> Composition:
     # asked about ("the released code base of …")
     papers = [p for p in evidence.papers
               if p.sentences and meets(asked, p.hit.paper, excluded, code=kind in (QueryType.LIST, QueryType.IDENTIFY))]
-
     if not papers or not evidence.answerable(model):
         return Composition("", kind, ())
     named = _distinct([p for p in papers if p.named])
