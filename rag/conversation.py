@@ -56,7 +56,9 @@ _PLURAL_PRONOUN = re.compile(
     re.IGNORECASE,
 )  # "each of them", "what does each compare against", not "each pixel"
 # "And on ADE20K?", "What about its parameter count?", "How about the larger variant?", "Also on COCO?"
-_ELLIPSIS = re.compile(r"^\s*(?:and|also|what about|how about|same for|and what about|ok(?:ay)?,? and)\b", re.I)
+# The lead words of a turn that continues the previous question ("And …", "What about …"); `_SWITCH` shares them
+_CONTINUING = r"and|also|what about|how about|and what about|ok(?:ay)?,? and"
+_ELLIPSIS = re.compile(rf"^\s*(?:{_CONTINUING}|same for)\b", re.IGNORECASE)
 _LEAD = re.compile(r"^\s*(?:and|also|so|ok|okay|then|well)\b[\s,]*", re.IGNORECASE)
 # ... but "And what does FiTv2 add…?" is a whole question with a named subject of its own: it stands alone
 _NAMED_QUESTION = re.compile(
@@ -104,8 +106,8 @@ _AUXILIARY_BEFORE = re.compile(r"\b(?:do|does|did|are|were|is|was|have|has|had|c
 # another paper, when the name is a paper's (not a dataset's: "And on ADE20K?" keeps the subject). Read case-blind
 # ("and groupmamba?"): whether the words name a paper is for the index to say (`resolve`'s `named`)
 _SWITCH = re.compile(
-    r"^\s*(?:and|also|what about|how about|and what about|and how about|same (?:question |thing )?for|"
-    r"ok(?:ay)?,? and)\s+(?:for\s+)?(?P<name>[A-Z][\w\-]*(?:\s+[A-Z][\w\-]*){0,3})\s*[?.!]*\s*$",
+    rf"^\s*(?:{_CONTINUING}|and how about|same (?:question |thing )?for)\s+(?:for\s+)?"
+    r"(?P<name>[A-Z][\w\-]*(?:\s+[A-Z][\w\-]*){0,3})\s*[?.!]*\s*$",
     re.IGNORECASE,
 )
 # "Which papers report both COCO and ADE20K?": a question for papers, its verb and the rest

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 import bm25s
 import numpy as np
@@ -51,13 +52,17 @@ LIST_FEATURES: tuple[str, ...] = PAPER_FEATURES + tuple(f"{f}_vs_question" for f
 # Paper features the composer also reads: distinguishing-term coverage, every exact term, what "how many" counts.
 _DISTINCT, _EXACT_ALL, _COUNTED = (PAPER_FEATURES.index(f) for f in ("distinct_coverage", "exact_all", "counted"))
 
+# What the collection's papers are, in the plural ("which fine-tuning methods…")
+_PLURAL_KINDS = (
+    r"methods|models|approaches|architectures|frameworks|backbones|detectors|benchmarks|datasets|systems|techniques|"
+    r"networks|generators|trackers|encoders|pipelines|toolboxes"
+)
 _LIST = re.compile(
     r"\b(which|what|list|name|any|find|compare|comparison|all)\b.{0,40}?\b(papers|works|studies|articles|ones)\b|"
     # "which fine-tuning methods…", "which Mamba / state-space backbones…": up to four modifiers, none of them a
     # singular head ("which paper stitches models")
     r"\b(which|list|name|compare)\s+((?!(?:paper|work|study|method|model|approach|one|system)\b)[\w/-]+\s+){0,4}"
-    r"(methods|models|approaches|architectures|frameworks|backbones|detectors|benchmarks|datasets|systems|"
-    r"techniques|networks|generators|trackers|encoders|pipelines|toolboxes)\b|"
+    rf"({_PLURAL_KINDS})\b|"
     r"\bpapers\s+(that|which|about|on|using|use|propos)|\bcompare\b|\bdifference between\b|"
     # "what other approaches…": more than the one it names (not "what other data does it…")
     r"\b(what|which) other\s+((?!(?:does|is|was|has)\b)\w+\s+){0,2}(?!(?:does|is|was|has)\b)\w+s\b",
@@ -75,9 +80,7 @@ _OF_THEM = re.compile(
 # "Which datasets does MaxViT use?", "On which benchmarks is the method that … evaluated?": what one paper (a singular
 # subject) uses or reports, not a list of the collection's papers
 _OF_ONE_PAPER = re.compile(
-    r"\b(?:which|what)\s+(?:[\w/-]+\s+){0,4}?(?:methods|models|approaches|architectures|frameworks|backbones|"
-    r"detectors|benchmarks|datasets|systems|techniques|networks|generators|trackers|encoders|pipelines|toolboxes|tasks|"
-    r"metrics|baselines)\s+(?:does|did|is|was|has)\b",
+    rf"\b(?:which|what)\s+(?:[\w/-]+\s+){{0,4}}?(?:{_PLURAL_KINDS}|tasks|metrics|baselines)\s+(?:does|did|is|was|has)\b",
     re.IGNORECASE,
 )
 _IDENTIFY = re.compile(
@@ -454,7 +457,7 @@ def counts_in(text: str, required: frozenset[str]) -> bool:
     of parameters."""
     if required and required <= _PARAMETERS and _MODEL_SIZE.search(text):
         return True
-    return required <= frozenset().union(*_word_stems(text))
+    return required <= frozenset().union(*(w.stems for w in _count_words(text)))
 
 
 _COUNT_TOKEN = re.compile(r"\d[\d,.]*[+KMB]?|[A-Za-z]+(?:-[A-Za-z]+)*", re.IGNORECASE)
@@ -473,24 +476,34 @@ def counts(text: str, nouns: frozenset[str]) -> bool:
         return True
     if nouns <= _PARAMETERS and _MODEL_SIZE.search(text):
         return True
-    words = _COUNT_TOKEN.findall(text)
-    stems = _word_stems(text)
-    counted = [w[0].isdigit() or w.lower() in _NUMBER_WORDS for w in words]
-    described = [not c and w.lower() not in _COUNT_FILLERS for w, c in zip(words, counted, strict=True)]
-    for i in (i for i, c in enumerate(counted) if c):
-        following = [j for j in range(i + 1, len(words)) if described[j]][:COUNT_WINDOW]
-        if any(nouns & stems[j] for j in following):
-            return True
+    words = _count_words(text)
+    for i, word in enumerate(words):
+        if word.count:
+            following = [w for w in words[i + 1 :] if w.described][:COUNT_WINDOW]
+            if any(nouns & w.stems for w in following):
+                return True
     return False
 
 
+class _CountWord(NamedTuple):
+    """A word of a text as `counts` reads it: its stems (and its hyphen-separated parts'), whether it is a number,
+    and whether it describes the thing counted (not a number, a unit, a comparison or a function word)."""
+
+    stems: frozenset[str]
+    count: bool
+    described: bool
+
+
 @lru_cache(maxsize=8192)
-def _word_stems(text: str) -> tuple[frozenset[str], ...]:
-    """Per word of the text (`_COUNT_TOKEN`), the stems of the word and of its hyphen-separated parts."""
+def _count_words(text: str) -> tuple[_CountWord, ...]:
+    """The text's words (`_COUNT_TOKEN`) as `counts` reads them (cached: a sentence is read for many questions)."""
     stemmer = english_stemmer()
-    return tuple(
-        frozenset(stemmer.stemWords([w.lower(), *w.lower().split("-")])) for w in _COUNT_TOKEN.findall(text)
-    )
+    out = []
+    for w in _COUNT_TOKEN.findall(text):
+        count = w[0].isdigit() or w.lower() in _NUMBER_WORDS
+        stems = frozenset(stemmer.stemWords([w.lower(), *w.lower().split("-")]))
+        out.append(_CountWord(stems, count, not count and w.lower() not in _COUNT_FILLERS))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
