@@ -46,7 +46,12 @@ _WITH_CODE = re.compile(
 )
 # "Which one…", "which of them…", "which of these papers…": a choice among the papers just cited.
 _WHICH_OF = re.compile(rf"\bwhich\s+(?:one|ones|of\s+(?:them|these|those|the\s+(?:two|three|{_NOUN}s)))\b", re.I)
-_DEMONSTRATIVE = re.compile(rf"\b(?:that|this|the\s+same|the\s+above|said)\s+{_NOUN}\b", re.IGNORECASE)
+_DEMONSTRATIVE = re.compile(
+    rf"\b(?:that|this|the\s+same|the\s+above|said)\s+{_NOUN}\b|"
+    # "the multimodal version", "the larger variant": of the paper at hand, unless the question says of what
+    r"\bthe\s+(?:[\w-]+\s+){0,2}?(?:version|variant)\b(?!\s+(?:of|that|which|with|in|from)\b)",
+    re.IGNORECASE,
+)
 _PLURAL_DEMONSTRATIVE = re.compile(rf"\b(?:these|those|both|the\s+(?:two|three|above))\s+(?:{_NOUN}s|ones)\b", re.I)
 _PRONOUN = re.compile(r"\b(it|its|itself)\b", re.IGNORECASE)
 # ("both" of "both X and Y" coordinates, it points at nothing)
@@ -96,6 +101,7 @@ _TAKES = re.compile(r"\s+(?:take|takes|took)\b", re.IGNORECASE)
 # "Among the super-resolution papers, which ones…": the question names the set it chooses from
 _OWN_SET = re.compile(rf"^\s*(?:among|of|from)\s+(?:the\s+)?[^,?]*\b{_NOUN}s\s*,", re.IGNORECASE)
 _QUESTION_START = re.compile(
+    r"(?:(?:by|in|on|for|of|from|at|to|with|under|among)\s+)?"  # "Also, by how much does DeepSpeed Inference …?"
     r"(?:which|what|how|who|why|where|when|is|are|does|do|did|can|could|has|have)\b(?!\s+about\b)", re.IGNORECASE
 )
 _OWN_NOUN = re.compile(rf"{_SUBJECT_START}{_NOUN}s?\b", re.IGNORECASE)  # either number: "Which papers prune its UNet"

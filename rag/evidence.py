@@ -55,13 +55,14 @@ _DISTINCT, _EXACT_ALL, _COUNTED = (PAPER_FEATURES.index(f) for f in ("distinct_c
 # What the collection's papers are, in the plural ("which fine-tuning methods…")
 _PLURAL_KINDS = (
     r"methods|models|approaches|architectures|frameworks|backbones|detectors|benchmarks|datasets|systems|techniques|"
-    r"networks|generators|trackers|encoders|pipelines|toolboxes"
+    r"networks|generators|trackers|encoders|pipelines|toolboxes|designs|variants|algorithms|tools|solutions"
 )
 _LIST = re.compile(
     r"\b(which|what|list|name|any|find|compare|comparison|all)\b.{0,40}?\b(papers|works|studies|articles|ones)\b|"
-    # "which fine-tuning methods…", "which Mamba / state-space backbones…": up to four modifiers, none of them a
-    # singular head ("which paper stitches models")
-    r"\b(which|list|name|compare)\s+((?!(?:paper|work|study|method|model|approach|one|system)\b)[\w/-]+\s+){0,4}"
+    # "which fine-tuning methods…", "what state-space (Mamba) backbones…": up to four modifiers, none of them a
+    # singular head ("which paper stitches models"); "what datasets does MaxViT use" is `_OF_ONE_PAPER`
+    r"\b(which|what|list|name|compare)\s+((?!(?:paper|work|study|method|model|approach|one|system|does|do|did|is|are|"
+    r"was|were|has|have|the|a|an|of|kinds?|types?|share)\b)[\w/()-]+\s+){0,4}"
     rf"({_PLURAL_KINDS})\b|"
     r"\bpapers\s+(that|which|about|on|using|use|propos)|\bcompare\b|\bdifference between\b|"
     # "what other approaches…": more than the one it names (not "what other data does it…")
@@ -167,6 +168,13 @@ def states_measure(text: str, measures: frozenset[str]) -> bool:
     return not measures or bool(measures & asked_measures(text))
 
 
+_NUMBER_WORDS = frozenset({
+    "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "fifteen", "twenty",
+    "thirty", "fifty", "hundred", "hundreds", "thousand", "thousands", "million", "millions", "billion", "billions",
+    "trillion", "trillions", "dozen", "dozens", "tens", "half", "quarter", "twice", "thrice",
+})  # fmt: skip
+# ... a number written out ("hundreds of GPUs", "a quarter of the cost", "tens of millions of parameters")
+_SPELLED_NUMBER = re.compile(rf"\b(?:{'|'.join(sorted(_NUMBER_WORDS))})\b", re.IGNORECASE)
 # A unit the question asks the number in ("latency in milliseconds", "in GPU hours"), and how a sentence writes it
 _ASKED_UNITS = (
     (re.compile(r"\bin (?:milliseconds|ms)\b", re.IGNORECASE), re.compile(r"\d\s*(?:ms|milliseconds?)\b", re.I)),
@@ -176,6 +184,13 @@ _ASKED_UNITS = (
     (re.compile(r"\bin days\b", re.IGNORECASE), re.compile(r"\d\s*days?\b", re.I)),
     (re.compile(r"\bin (?:dB|decibels)\b", re.IGNORECASE), re.compile(r"\d\s*(?:dB|decibels?)\b", re.I)),
     (re.compile(r"\bin (?:FPS|frames per second)\b", re.IGNORECASE), re.compile(r"\d\s*(?:FPS|frames per sec)", re.I)),
+    # "how long does training take" is answered in time ("two months", "10.8 GPU hours"), "how fast" in a speed
+    (re.compile(r"\bhow long\s+(?:does|did|do|is|was|were|are|will|would|can|could|has|have|had)\b", re.IGNORECASE),
+     re.compile(rf"(?:\d|{_SPELLED_NUMBER.pattern}|\ba few\b|\bseveral\b)\s*(?:GPU[- ])?(?:ms|s|secs?|seconds?|"
+                r"min|mins|minutes?|h|hrs?|hours?|days?|weeks?|months?|years?)\b", re.I)),
+    (re.compile(r"\bhow fast\b", re.IGNORECASE),
+     re.compile(r"\d\s*(?:FPS\b|frames per sec|×|x\b|times\b|-?fold\b|%\s*faster|ms\b|s\b|(?:img|images?|tokens?|"
+                r"samples?)\s*/\s*s\b)", re.I)),
 )  # fmt: skip
 
 
@@ -195,13 +210,6 @@ _HOW_MANY = re.compile(
 _UNIT_COUNTS = frozenset({"times", "fold", "percent", "percentage", "point", "points", "db", "decibels"})
 # A number that measures something ("86.5%", "25", "2.8×"), not part of a name ("ImageNet-V2", "Kinetics-400").
 _QUANTITY_NUMBER = re.compile(r"(?<![\w.,\-])\d+(?:[.,]\d+)*")
-_NUMBER_WORDS = frozenset({
-    "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "fifteen", "twenty",
-    "thirty", "fifty", "hundred", "hundreds", "thousand", "thousands", "million", "millions", "billion", "billions",
-    "trillion", "trillions", "dozen", "dozens", "tens", "half", "quarter", "twice", "thrice",
-})  # fmt: skip
-# ... a number written out ("hundreds of GPUs", "a quarter of the cost", "tens of millions of parameters")
-_SPELLED_NUMBER = re.compile(rf"\b(?:{'|'.join(sorted(_NUMBER_WORDS))})\b", re.IGNORECASE)
 # (what a question asks for, how a sentence writes that kind of number): a '%' for an accuracy, '×' for a speed-up
 _UNITS = (
     (re.compile(r"\b(accuracy|percent|share|fraction|proportion|rate|top-?1|(?-i:AP|mAP)|miou|improv\w*|gain\w*|"
@@ -425,8 +433,22 @@ def counted_nouns(question: str) -> frozenset[str]:
     match = _HOW_MANY.search(question)
     if not match or match.group(1).split()[0].lower() in _UNIT_COUNTS:
         return frozenset()
-    words = [w.lower() for w in match.group(1).split() if w.islower() and w.lower() not in STOPWORDS]
-    return frozenset(english_stemmer().stemWords(words))
+    words = [w for w in match.group(1).split() if (w.islower() and w not in STOPWORDS) or _counted_acronym(w)]
+    return frozenset(_count_stem(w) for w in words)
+
+
+# A plural acronym counts things ("how many GPUs", "8 TPUs"), unless it is a unit of compute ("FLOPs", "MACs")
+_PLURAL_COUNTED_ACRONYM = re.compile(r"(?!(?:G|T|M)?(?:FLOP|MAC)s\b)[A-Z][A-Z0-9]+s")
+
+
+def _counted_acronym(word: str) -> bool:
+    """True for a plural acronym that names counted things ('GPUs', not 'FLOPs')."""
+    return bool(_PLURAL_COUNTED_ACRONYM.fullmatch(word))
+
+
+def _count_stem(word: str) -> str:
+    """The stem counting compares: a plural acronym's singular ('GPUs' -> 'gpu', which the stemmer keeps as 'gpus')."""
+    return english_stemmer().stemWord((word[:-1] if _counted_acronym(word) else word).lower())
 
 
 def counted_head(question: str) -> frozenset[str]:
@@ -437,7 +459,7 @@ def counted_head(question: str) -> frozenset[str]:
     counted = counted_nouns(question)
     if not match or not counted:
         return frozenset()
-    head = frozenset(english_stemmer().stemWords([w.lower() for w in match.group(1).split()[-1:]]))
+    head = frozenset(_count_stem(w) for w in match.group(1).split()[-1:])
     return (counted - _generic_counts() or counted) if head <= _generic_counts() else head
 
 
@@ -501,7 +523,7 @@ def _count_words(text: str) -> tuple[_CountWord, ...]:
     out = []
     for w in _COUNT_TOKEN.findall(text):
         count = w[0].isdigit() or w.lower() in _NUMBER_WORDS
-        stems = frozenset(stemmer.stemWords([w.lower(), *w.lower().split("-")]))
+        stems = frozenset([*stemmer.stemWords([w.lower(), *w.lower().split("-")]), _count_stem(w)])
         out.append(_CountWord(stems, count, not count and w.lower() not in _COUNT_FILLERS))
     return tuple(out)
 

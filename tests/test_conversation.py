@@ -72,6 +72,9 @@ ABSTAINED = [
         # "of" before a description is no subject of the question's own ("a limitation of earlier models")
         ("What limitation of earlier models does it overcome?", ONE_CITED, ("mx",),
          "What limitation of earlier models does MaxViT overcome?"),
+        # "the multimodal version" is a version of the paper at hand
+        ("What did the multimodal version get on TextVQA?", ONE_CITED, ("mx",),
+         "What did MaxViT get on TextVQA?"),
     ],
 )
 def test_follow_ups_resolve_to_the_cited_papers(question, history, papers, standalone) -> None:
@@ -99,6 +102,9 @@ def test_follow_ups_resolve_to_the_cited_papers(question, history, papers, stand
         # "And" before a whole question with a named subject of its own ("And on ADE20K?" stays a follow-up)
         ("And what does FiTv2 add on top of the original Flexible Vision Transformer?", ONE_CITED),
         ("Also, how fast is GroupMamba?", TWO_CITED),
+        ("Also, by how much does the DeepSpeed inference system reduce latency in latency-oriented scenarios?",
+         ONE_CITED),
+        ("What does the larger variant of GroupMamba reach?", ONE_CITED),  # the question says of what
         # the paper the question asks for, or describes, is what its pronoun means
         ("Which paper evaluates its tracker on LaSOT with a ViT-g backbone?", ONE_CITED),
         ("In the paper that benchmarks data curation, what dataset did they build?", TWO_CITED),

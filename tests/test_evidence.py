@@ -139,6 +139,14 @@ def test_logistic_fit_recovers_the_informative_feature() -> None:
         # however long the description of the paper, "what does … propose?" asks for its contribution
         ("What does the paper that builds high-performance object detectors by combining several identical "
          "off-the-shelf pre-trained backbones propose?", QueryType.SUMMARY),
+        # "what <modifiers> <plural>" asks for papers too, modifiers in parentheses included; a verb, an article or
+        # "kinds of" among the words is no modifier
+        ("What parameter-efficient transfer learning methods train a separate side network?", QueryType.LIST),
+        ("Which state-space (Mamba) vision backbones are evaluated on ImageNet?", QueryType.LIST),
+        ("Which transformer designs share parameters across depth?", QueryType.LIST),
+        ("What does Efficiently Robustify Pre-trained Models propose?", QueryType.SUMMARY),
+        ("What do the deep dual-resolution networks for road scenes do?", QueryType.FACTOID),
+        ("What kinds of models do the methods it is compared with deploy?", QueryType.FACTOID),
     ],
 )
 def test_query_types(question: str, kind: QueryType) -> None:
@@ -224,6 +232,14 @@ def test_a_unit_the_question_names_must_be_the_answers() -> None:
     assert not states_unit(question, "It reduces latency by up to 7.3X over the state of the art.")
     assert states_unit(question, "It serves a token in 16.2ms.")
     assert states_unit("How much faster is it?", "It is 2.8x faster.")  # no unit named: any number's unit will do
+    # "how long does …" is answered in time, "how fast" in a speed, whatever else the question mentions
+    long = "How long does it take to fine-tune a trillion-parameter model on one node?"
+    assert not states_unit(long, "It can fit models with hundreds of trillions of parameters.")
+    assert states_unit(long, "It trains on 1,000 A100 GPUs for two months.")
+    assert states_unit("How long did training take?", "Training takes 10.8 GPU hours.")
+    assert not states_unit("How fast does it run on a CPU?", "It reaches 86.5% accuracy.")
+    assert states_unit("How fast does it run?", "It runs at 75.2 FPS.")
+    assert states_unit("How fast does it run?", "It is 1.7x faster than EfficientNets.")
     assert wants_quantity("What resolutions do the images of the new dataset reach?")
 
 
@@ -290,6 +306,17 @@ def test_a_unit_after_how_many_is_not_a_thing_counted() -> None:
     assert counted_nouns("How many times larger is the ladder side network's saving?") == frozenset()
     assert counted_nouns("By how many percentage points does it beat the LAION-trained model?") == frozenset()
     assert counted_nouns("How many models does the code base compare?") == {"model"}
+
+
+def test_a_plural_acronym_is_a_thing_counted_and_a_compute_unit_is_not() -> None:
+    from rag.evidence import counted_head, counts
+
+    question = "Across how many GPUs does the serving system distribute ControlNet computations?"
+    assert counted_nouns(question) == {"gpu"} and counted_head(question) == {"gpu"}
+    assert counts("It trains on 1,000 A100 GPUs for two months.", counted_nouns(question))
+    assert not counts("It reduces serving latency by up to 5x.", counted_nouns(question))
+    assert counted_nouns("How many GFLOPs does the small model need?") == frozenset()
+    assert counted_nouns("How many FLOPs does it save?") == frozenset()
 
 
 def test_a_generic_unit_need_not_be_the_papers_word() -> None:
