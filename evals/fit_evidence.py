@@ -214,28 +214,35 @@ def most_correct_threshold(rows: Sequence[tuple[float, bool, bool, bool]], max_f
     return best
 
 
-def _list_cutoffs(samples: Sequence[Sample]) -> tuple[float, float]:
-    """The paper-probability and distinguishing-term cut-offs for list answers with the best mean F-score on dev,
-    precision weighted by LIST_BETA (an off-topic paper in a list is worse than a missing one)."""
-    lists = [s for s in samples if s.item.type == "multi_paper" and s.evidence is not None
-             and s.evidence.kind is QueryType.LIST]  # fmt: skip
+def _list_cutoffs(samples: Sequence[Sample], gate: float, model: EvidenceModel) -> tuple[float, float]:
+    """The list cut-offs (`Evidence.listed`: paper probability, distinguishing terms) with the best mean F-score of
+    list answers on dev, precision weighted by LIST_BETA (an off-topic paper in a list is worse than a missing one);
+    a list question the collection cannot answer that passes the gate scores 1 when nothing is listed, 0 otherwise."""
+    lists = [s for s in samples if s.evidence is not None and s.evidence.kind is QueryType.LIST
+             and (s.item.type == "multi_paper" or (not s.item.answerable and s.evidence.strength >= gate))]  # fmt: skip
     best, best_f = (0.5, 0.0), -1.0
     for t in GRID[::2]:
         for d in DISTINCT_GRID:
-            total = 0.0
-            for s in lists:
-                assert s.evidence is not None
-                gold = {normalize_title(x) for x in s.item.gold_titles}
-                chosen = {normalize_title(p.hit.paper.title) for p in s.evidence.papers
-                          if p.list_prob >= t and p.distinct >= d}  # fmt: skip
-                tp = len(chosen & gold)
-                if tp:
-                    precision, recall = tp / len(chosen), tp / len(gold)
-                    beta2 = LIST_BETA**2
-                    total += (1 + beta2) * precision * recall / (beta2 * precision + recall)
-            if total > best_f + 1e-9:
-                best, best_f = (float(t), float(d)), total
+            cut = replace(model, list_threshold=float(t), list_min_distinct=float(d))
+            f = sum(_list_score(s, cut) for s in lists)
+            if f > best_f + 1e-9:
+                best, best_f = (float(t), float(d)), f
     return best
+
+
+def _list_score(sample: Sample, model: EvidenceModel) -> float:
+    """A list answer's F-score (precision weighted by LIST_BETA); for an unanswerable item, 1 when nothing is listed."""
+    assert sample.evidence is not None
+    gold = {normalize_title(x) for x in sample.item.gold_titles}
+    chosen = {normalize_title(p.hit.paper.title) for p in sample.evidence.listed(model)}
+    if not gold:
+        return float(not chosen)
+    tp = len(chosen & gold)
+    if not tp:
+        return 0.0
+    precision, recall = tp / len(chosen), tp / len(gold)
+    beta2 = LIST_BETA**2
+    return (1 + beta2) * precision * recall / (beta2 * precision + recall)
 
 
 def _bootstrap_model() -> None:
@@ -252,7 +259,7 @@ def _bootstrap_model() -> None:
                                    ("paper", PAPER_FEATURES),
                                    ("list_paper", LIST_FEATURES), ("answer", PAPER_FEATURES))
         }  # fmt: skip
-        thresholds = {"answer": 0.5, "list": 0.5, "quantity": 0.5}
+        thresholds = {"answer": 0.5, "list": 0.5, "list_min_distinct": 0.0, "quantity": 0.5}
         MODEL_PATH.write_text(json.dumps({**neutral, "thresholds": thresholds}, indent=1) + "\n", encoding="utf-8")
         load_model.cache_clear()
 
@@ -298,12 +305,13 @@ def fit(gold: Path, data_dir: Path) -> dict[str, object]:
     model = EvidenceModel(sentence, own_sentence, paper, list_paper, answer_model, 0.5, 0.5, 0.5)
     _rescore(assistant, scored, model)
 
-    listing, min_distinct = _list_cutoffs(scored)
     # named papers pass the gate whatever their probability: the threshold is chosen on the other items
     strengths = [(1.0 if any(p.named for p in s.evidence.papers) else s.evidence.strength)
                  if s.evidence is not None else 0.0 for s in samples]  # fmt: skip
     answerable = [s.item.answerable for s in samples]
-    interim = _best_threshold(strengths, answerable, MAX_FALSE_ABSTENTION)  # the quantity cut-off needs a gate first
+    # the list and quantity cut-offs need a gate first
+    interim = _best_threshold(strengths, answerable, MAX_FALSE_ABSTENTION)
+    listing, min_distinct = _list_cutoffs(scored, interim, model)
     quantity = _quantity_threshold(scored, interim)
     composing = replace(model, list_threshold=listing, list_min_distinct=min_distinct, quantity_threshold=quantity)
     answer = _gate_threshold(samples, composing)

@@ -348,6 +348,23 @@ def alternatives(question: str, terms: Sequence[str]) -> set[str]:
     return {t for t in terms if any(mentioned(span, [t]) for span in spans)}
 
 
+def open_alternatives(question: str, terms: Sequence[str]) -> set[str]:
+    """The exact terms given as one alternative beside a plain word ("whether via attention or MLPs", "several GPUs
+    or devices"): a paper that takes the other way need not hold them."""
+    words = [w.strip(",;:?!.()\"'") for w in question.split()]
+    free: set[str] = set()
+    for i, word in enumerate(words[1:-1], start=1):
+        if word.lower() != "or":
+            continue
+        sides = [words[i - 1], words[i + 1]]
+        exact = [any(mentioned(side, [t]) for t in terms) for side in sides]
+        plain = [side.lower() not in STOPWORDS and not held for side, held in zip(sides, exact, strict=True)]
+        if any(exact) and any(plain):
+            window = " ".join(words[max(i - ALTERNATIVE_WINDOW, 0) : i + ALTERNATIVE_WINDOW + 1])
+            free |= {t for t in terms if mentioned(window, [t])}
+    return free
+
+
 MAX_OPTION_WORDS = 3  # words of one alternative: "per-pixel compute allocation"
 MAX_OPTIONS = 4  # alternatives before one "or": "pruning, per-pixel compute allocation or collapsible linear blocks"
 
@@ -592,7 +609,7 @@ def load_model(path: Path = MODEL_PATH) -> EvidenceModel:
         answer_threshold=float(raw["thresholds"]["answer"]),
         list_threshold=float(raw["thresholds"]["list"]),
         quantity_threshold=float(raw["thresholds"]["quantity"]),
-        list_min_distinct=float(raw["thresholds"].get("list_min_distinct", 0.0)),
+        list_min_distinct=float(raw["thresholds"]["list_min_distinct"]),
     )
 
 
@@ -752,7 +769,9 @@ def score(
     q_terms = key_terms(plain)
     groups = option_groups(plain)
     exact = exact_terms(asked, hits, references)
-    optional = alternatives(asked, exact)
+    free = open_alternatives(asked, exact)
+    optional = alternatives(asked, exact) - free
+    needed = [t for t in exact if t not in free]  # what a paper must hold: `covers`
     counted = counted_nouns(bare)
     given = given_numbers(bare)
     cos_all = [ps.sentence_vectors @ (q_plain if named[n] else q) for n, ps in enumerate(papers)]
@@ -795,7 +814,7 @@ def score(
             ScoredSentence(n + 1, i, papers[n].sentences[i], float(cos_all[n][i]), float(p), has_number, tied,
                            contribution)
         )  # fmt: skip
-    paper_rows = _paper_rows(hits, papers, by_paper, own, named, q, q_terms, groups, exact, optional,
+    paper_rows = _paper_rows(hits, papers, by_paper, own, named, q, q_terms, groups, exact, needed, optional,
                              counted_head(bare), best_cos)  # fmt: skip
     paper_probs = model.paper.prob(paper_rows)
     # a list question's papers are judged by a model fit on list questions alone: there, being behind the best
@@ -839,6 +858,7 @@ def _paper_rows(
     q_terms: frozenset[str],
     groups: Sequence[Sequence[frozenset[str]]],
     exact: Sequence[str],
+    needed: Sequence[str],
     optional: set[str],
     required: frozenset[str],
     best_cos: float,
@@ -870,7 +890,7 @@ def _paper_rows(
             float(ps.title_vector @ q), len(covered) / len(q_terms) if q_terms else 0.0,
             sum(idf[t] for t in covered) / idf_total if idf_total > 0 else 0.0,
             mentioned(texts[n], exact) / len(exact) if exact else 1.0,
-            float(covers(texts[n], exact, optional)), float(counts_in(texts[n], required)),
+            float(covers(texts[n], needed, optional)), float(counts_in(texts[n], required)),
             1.0 / (hit.rank if hit.rank else n + 1), float(named[n]), (probs[0] if probs else 0.0) - top_prob,
             max([float(ps.title_vector @ q), *(x.cosine for x in claims)]),
             len(q_terms & claim_terms) / len(q_terms) if q_terms else 0.0, unmatched,

@@ -90,6 +90,41 @@ def test_the_gate_threshold_keeps_the_most_correct_outcomes_within_the_false_abs
     assert most_correct_threshold(rows, max_false_abstention=0.0) <= 0.5  # no false abstention allowed
 
 
+def test_an_unanswerable_list_question_scores_only_when_nothing_is_listed() -> None:
+    """The list cut-offs are chosen on answerable lists (F-score) and on the unanswerable ones past the gate: listing
+    any paper for those is a wrong answer."""
+    from types import SimpleNamespace
+
+    from evals.fit_evidence import Sample, _list_score
+    from evals.gold_schema import GoldItem
+
+    def sample(gold: tuple[str, ...], listed: list[str]) -> Sample:
+        papers = [SimpleNamespace(hit=SimpleNamespace(paper=SimpleNamespace(title=t))) for t in listed]
+        kind = "multi_paper" if gold else "unanswerable"
+        item = GoldItem(id="x", type=kind, question="Which papers do X?", gold_titles=gold,
+                        must_include=gold, answer="" if gold else "The collection does not say.")
+        return Sample(item, SimpleNamespace(listed=lambda model: papers))  # type: ignore[arg-type]
+
+    model = load_model()
+    assert _list_score(sample((), []), model) == 1.0
+    assert _list_score(sample((), ["Some Paper"]), model) == 0.0
+    assert _list_score(sample(("A Paper", "B Paper"), ["A Paper", "B Paper"]), model) == pytest.approx(1.0)
+    half = _list_score(sample(("A Paper", "B Paper"), ["A Paper", "C Paper"]), model)
+    assert 0.0 < half < 1.0 and _list_score(sample(("A Paper",), ["C Paper"]), model) == 0.0
+
+
+def test_an_exact_term_beside_a_plain_alternative_is_not_required() -> None:
+    """"whether via attention or MLPs": a paper using attention need not say MLPs; "COCO or ADE20K" needs one."""
+    from rag.evidence import open_alternatives
+
+    question = "Which works use multi-axis mixing, whether via attention or MLPs?"
+    assert open_alternatives(question, ["MLPs"]) == {"MLPs"}
+    both = "Which papers report results on COCO or ADE20K?"
+    assert open_alternatives(both, ["COCO", "ADE20K"]) == set()
+    assert alternatives(both, ["COCO", "ADE20K"]) == {"COCO", "ADE20K"}
+    assert open_alternatives("Which papers spread inference across several GPUs or devices?", ["GPUs"]) == {"GPUs"}
+
+
 def test_logistic_fit_recovers_the_informative_feature() -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(400, 3))
