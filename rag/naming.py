@@ -19,6 +19,11 @@ _INTRODUCED = re.compile(
 # Plural acronyms ("SSMs", "LVLMs") name a family of models, not the paper's method.
 _PLURAL_ACRONYM = re.compile(r"[A-Z]s$")
 _NAMED = re.compile(r"\b(?:named|dubbed|called|termed|coined)\s+([A-Z][\w\-.]*[A-Z0-9][\w\-.]*)")
+# "we design a family of ResNet architectures, ResNet-RS, which …": a name set off after what the paper designs
+_APPOSITIVE = re.compile(
+    r"\b(?:[Ww]e|[Oo]ur)\b[^.]{0,80}?\b(?:architectures?|models?|networks?|famil(?:y|ies)|methods?|frameworks?),\s+"
+    r"([A-Z][\w\-]*[A-Z0-9][\w\-]*),\s+(?:which|that)\b"
+)
 
 
 _TITLE_WORD = re.compile(r"[a-z][a-z0-9]+")
@@ -94,7 +99,7 @@ def _introduced_name(paper: Paper) -> str:
 
     Hyphenated adjectives ("a Swin-Transformer-based network") and plural acronyms ("SSMs") are not names.
     """
-    for pattern in (_NAMED, _INTRODUCED):
+    for pattern in (_NAMED, _INTRODUCED, _APPOSITIVE):
         found = pattern.search(paper.abstract)
         name = found.group(1).rstrip(".") if found else ""
         if name and not name.rsplit("-", 1)[-1][:1].islower() and not _PLURAL_ACRONYM.search(name):

@@ -223,6 +223,10 @@ def test_short_names() -> None:
     m3i = paper("Towards All-in-one Pre-training via Maximizing Mutual Information",
                 "An approach named Maximizing Mutual Information Pre-training (M3I Pre-training).")  # fmt: skip
     assert short_name(m3i) == "M3I"
+    # a name set off after what the paper designs
+    rs = paper("Revisiting ResNets: Improved Training", "We design a family of ResNet architectures, ResNet-RS, which "
+               "are faster than EfficientNets.")  # fmt: skip
+    assert short_name(rs) == "Revisiting ResNets (ResNet-RS)"
 
 
 def test_a_paper_is_named_by_the_phrase_its_acronym_abbreviates() -> None:
