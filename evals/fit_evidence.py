@@ -219,9 +219,9 @@ def most_correct_threshold(rows: Sequence[tuple[float, bool, bool, bool]], max_f
 
 
 def _list_cutoffs(samples: Sequence[Sample], gate: float, model: EvidenceModel) -> tuple[float, float]:
-    """The list cut-offs (`Evidence.listed`: paper probability, distinguishing terms) with the best mean F-score of
-    list answers on dev, precision weighted by LIST_BETA (an off-topic paper in a list is worse than a missing one);
-    a list question the collection cannot answer that passes the gate scores 1 when nothing is listed, 0 otherwise."""
+    """The list cut-offs (`Evidence.listed`: paper probability, distinguishing terms) with the best mean F-score
+    (LIST_BETA) of list answers on dev; a list question the collection cannot answer that passes the gate scores 1
+    when nothing is listed, 0 otherwise (an off-topic paper listed there is a wrong answer)."""
     lists = [s for s in samples if s.evidence is not None and s.evidence.kind is QueryType.LIST
              and (s.item.type == "multi_paper" or (not s.item.answerable and s.evidence.strength >= gate))]  # fmt: skip
     best, best_f = (0.5, 0.0), -1.0
