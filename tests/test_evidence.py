@@ -90,27 +90,26 @@ def test_the_gate_threshold_keeps_the_most_correct_outcomes_within_the_false_abs
     assert most_correct_threshold(rows, max_false_abstention=0.0) <= 0.5  # no false abstention allowed
 
 
-def test_an_unanswerable_list_question_scores_only_when_nothing_is_listed() -> None:
-    """The list cut-offs are chosen on answerable lists (F-score) and on the unanswerable ones past the gate: listing
-    any paper for those is a wrong answer."""
+def test_a_list_answer_is_scored_on_the_papers_evidence_lists() -> None:
+    """The list cut-offs are chosen on what `Evidence.listed` returns, precision weighted above recall: a missing
+    paper costs less than an off-topic one."""
     from types import SimpleNamespace
 
     from evals.fit_evidence import Sample, _list_score
     from evals.gold_schema import GoldItem
 
-    def sample(gold: tuple[str, ...], listed: list[str]) -> Sample:
+    def sample(listed: list[str]) -> Sample:
         papers = [SimpleNamespace(hit=SimpleNamespace(paper=SimpleNamespace(title=t))) for t in listed]
-        kind = "multi_paper" if gold else "unanswerable"
-        item = GoldItem(id="x", type=kind, question="Which papers do X?", gold_titles=gold,
-                        must_include=gold, answer="" if gold else "The collection does not say.")
+        item = GoldItem(id="x", type="multi_paper", question="Which papers do X?", gold_titles=("A Paper", "B Paper"),
+                        must_include=("A", "B"))
         return Sample(item, SimpleNamespace(listed=lambda model: papers))  # type: ignore[arg-type]
 
     model = load_model()
-    assert _list_score(sample((), []), model) == 1.0
-    assert _list_score(sample((), ["Some Paper"]), model) == 0.0
-    assert _list_score(sample(("A Paper", "B Paper"), ["A Paper", "B Paper"]), model) == pytest.approx(1.0)
-    half = _list_score(sample(("A Paper", "B Paper"), ["A Paper", "C Paper"]), model)
-    assert 0.0 < half < 1.0 and _list_score(sample(("A Paper",), ["C Paper"]), model) == 0.0
+    assert _list_score(sample(["A Paper", "B Paper"]), model) == pytest.approx(1.0)
+    missing = _list_score(sample(["A Paper"]), model)
+    off_topic = _list_score(sample(["A Paper", "C Paper"]), model)
+    assert 1.0 > missing > off_topic > 0.0
+    assert _list_score(sample(["C Paper"]), model) == 0.0 and _list_score(sample([]), model) == 0.0
 
 
 def test_an_exact_term_beside_a_plain_alternative_is_not_required() -> None:
