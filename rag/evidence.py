@@ -175,6 +175,10 @@ _NUMBER_WORDS = frozenset({
 })  # fmt: skip
 # ... a number written out ("hundreds of GPUs", "a quarter of the cost", "tens of millions of parameters")
 _SPELLED_NUMBER = re.compile(rf"\b(?:{'|'.join(sorted(_NUMBER_WORDS))})\b", re.IGNORECASE)
+# How a sentence writes a factor ("2.8×", "25 times") and a rate ("75.2 FPS", "1,200 img/s"): kinds of number asked
+# for (`_UNITS`), and what "how fast" asks for (`_ASKED_UNITS`)
+_FACTOR_WRITTEN = re.compile(r"\d\s*(?:×|x\b|times\b|-?fold\b)", re.IGNORECASE)
+_RATE_WRITTEN = re.compile(r"\d\s*(?:FPS\b|frames per second|(?:img|images?|tokens?|samples?)\s*/\s*s\b)", re.I)
 # A unit the question asks the number in ("latency in milliseconds", "in GPU hours"), and how a sentence writes it
 _ASKED_UNITS = (
     (re.compile(r"\bin (?:milliseconds|ms)\b", re.IGNORECASE), re.compile(r"\d\s*(?:ms|milliseconds?)\b", re.I)),
@@ -189,8 +193,8 @@ _ASKED_UNITS = (
      re.compile(rf"(?:\d|{_SPELLED_NUMBER.pattern}|\ba few\b|\bseveral\b)\s*(?:GPU[- ])?(?:ms|s|secs?|seconds?|"
                 r"min|mins|minutes?|h|hrs?|hours?|days?|weeks?|months?|years?)\b", re.I)),
     (re.compile(r"\bhow fast\b", re.IGNORECASE),
-     re.compile(r"\d\s*(?:FPS\b|frames per sec|×|x\b|times\b|-?fold\b|%\s*faster|ms\b|s\b|(?:img|images?|tokens?|"
-                r"samples?)\s*/\s*s\b)", re.I)),
+     re.compile(rf"{_FACTOR_WRITTEN.pattern}|{_RATE_WRITTEN.pattern}|\d\s*(?:frames per sec|%\s*faster|ms\b|s\b)",
+                re.I)),
 )  # fmt: skip
 
 
@@ -217,9 +221,8 @@ _UNITS = (
      re.compile(r"\d\s*%|\d\s*percent\b", re.IGNORECASE)),
     (re.compile(r"\b(faster|speed\w*|times|fold|smaller|larger|fewer|less|more|reduc\w*|compress\w*)\b",
                 re.IGNORECASE),
-     re.compile(r"\d\s*(?:×|x\b|times\b|-?fold\b)", re.IGNORECASE)),
-    (re.compile(r"\bhow fast\b|\b(speed|throughput|fps|frame rate|real-time)\b", re.IGNORECASE),
-     re.compile(r"\d\s*(?:FPS\b|frames per second|(?:img|images?|tokens?|samples?)\s*/\s*s\b)", re.IGNORECASE)),
+     _FACTOR_WRITTEN),
+    (re.compile(r"\bhow fast\b|\b(speed|throughput|fps|frame rate|real-time)\b", re.IGNORECASE), _RATE_WRITTEN),
     (re.compile(r"\bhow long\b|\b(time|duration|latency|hours?|days?|weeks?|minutes?|seconds?)\b", re.IGNORECASE),
      re.compile(r"\d\s*(?:ms|s|sec\w*|min\w*|h|hours?|days?|weeks?|months?|GPU[- ]hours?)\b", re.IGNORECASE)),
     (re.compile(r"\bhow (large|big|small|deep)\b|\b(parameters?|size|layers?|depth)\b", re.IGNORECASE),
@@ -341,26 +344,32 @@ def alternatives(question: str, terms: Sequence[str]) -> set[str]:
         example = list(itertools.takewhile(lambda w: w.lower() in ("or", "and") or w.lower() not in STOPWORDS,
                                            match.group(1).split()))  # fmt: skip
         spans.append(" ".join(example))
+    spans.extend(window for _, window in _or_sites(question))
+    return {t for t in terms if any(mentioned(span, [t]) for span in spans)}
+
+
+def _or_sites(question: str) -> list[tuple[tuple[str, str], str]]:
+    """Each "or" of a question that joins alternatives (not a bound: "86% or more"): the words on its two sides
+    (punctuation stripped; empty at either end of the question) and the words within ALTERNATIVE_WINDOW of it."""
     words = question.split()
+    sites = []
     for i, word in enumerate(words):
         if word.lower() == "or" and not _THRESHOLD.match(" ".join(words[max(i - 1, 0) : i + 2])):
-            spans.append(" ".join(words[max(i - ALTERNATIVE_WINDOW, 0) : i + ALTERNATIVE_WINDOW + 1]))
-    return {t for t in terms if any(mentioned(span, [t]) for span in spans)}
+            left, right = (words[j].strip(",;:?!.()\"'") if 0 <= j < len(words) else "" for j in (i - 1, i + 1))
+            sites.append(((left, right), " ".join(words[max(i - ALTERNATIVE_WINDOW, 0) : i + ALTERNATIVE_WINDOW + 1])))
+    return sites
 
 
 def open_alternatives(question: str, terms: Sequence[str]) -> set[str]:
     """The exact terms given as one alternative beside a plain word ("whether via attention or MLPs", "several GPUs
     or devices"): a paper that takes the other way need not hold them."""
-    words = [w.strip(",;:?!.()\"'") for w in question.split()]
     free: set[str] = set()
-    for i, word in enumerate(words[1:-1], start=1):
-        if word.lower() != "or":
+    for sides, window in _or_sites(question):
+        if not all(sides):
             continue
-        sides = [words[i - 1], words[i + 1]]
         exact = [any(mentioned(side, [t]) for t in terms) for side in sides]
         plain = [side.lower() not in STOPWORDS and not held for side, held in zip(sides, exact, strict=True)]
         if any(exact) and any(plain):
-            window = " ".join(words[max(i - ALTERNATIVE_WINDOW, 0) : i + ALTERNATIVE_WINDOW + 1])
             free |= {t for t in terms if mentioned(window, [t])}
     return free
 
@@ -446,7 +455,8 @@ _GENERIC_COUNTS = "samples examples instances items entries records data points"
 
 def counted_nouns(question: str) -> frozenset[str]:
     """Stemmed lower-case words of the phrase a 'how many ...' question counts, up to its verb ('GPU hours' ->
-    {'hour'}); acronyms excluded, and nothing for a unit ('how many times larger', 'how many percentage points')."""
+    {'hour'}); acronyms excluded but a plural one ('how many GPUs' -> {'gpu'}), and nothing for a unit ('how many
+    times larger', 'how many percentage points')."""
     match = _HOW_MANY.search(question)
     if not match or match.group(1).split()[0].lower() in _UNIT_COUNTS:
         return frozenset()
