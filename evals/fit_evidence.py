@@ -35,6 +35,7 @@ from evals.metrics import contains
 from rag.assistant import Assistant
 from rag.compose import Composition, compose, quantity_sentences
 from rag.evidence import (
+    LIST_ANSWER_FEATURES,
     LIST_FEATURES,
     MODEL_PATH,
     PAPER_FEATURES,
@@ -43,6 +44,7 @@ from rag.evidence import (
     EvidenceModel,
     LogisticModel,
     QueryType,
+    answer_row,
     list_rows,
     load_model,
     score,
@@ -58,6 +60,8 @@ ANSWER_L2 = 5.0  # the answerability model sees one row per question, few of the
 # ... and only what says whether the best paper matches at all, not how it ranks against the other retrieved ones
 ANSWER_FEATURES = ("best_sentence", "best_cosine", "title_cosine", "term_coverage", "distinct_coverage", "exact_all",
                    "counted", "claim_cosine", "unmatched")  # fmt: skip
+# ... and for a list question, how likely its best papers are to belong in the list as well
+LIST_ANSWER_ONLY = ANSWER_FEATURES + LIST_ANSWER_FEATURES[len(PAPER_FEATURES) :]
 # the own-sentence model: how well a sentence matches the question by itself, not against the other sources (BM25 is
 # scaled to the best sentence of all sources)
 OWN_SENTENCE_FEATURES = tuple(f for f in SENTENCE_FEATURES if f not in ("cosine_gap", "bm25", "paper_rank"))
@@ -70,6 +74,8 @@ DISTINCT_GRID = np.round(np.arange(0.0, 0.55, 0.05), 2)
 # gate as well (1 when nothing is listed) raised the list cut-off and the false abstentions with it (0.819, 0.966,
 # 0.756, false abstention 0.066 against 0.059): not kept.
 LIST_BETA = 0.5
+# The list cut-off's F-score is averaged over this many grid steps (0.02 each) on either side of it
+LIST_SMOOTHING = 2
 # The gate may wrongly abstain on at most this share of answerable dev items (the issue's floor is 0.05), the
 # composer's own abstentions included. Chosen by 2-fold cross-validation on dev (477 items then: abstention 0.865,
 # false abstention 0.039); on the 945 dev items of 2026-12-01, 0.05 gave cross-validated abstention 0.837 and false
@@ -154,6 +160,13 @@ def _rescore(assistant: Assistant, samples: Sequence[Sample], model: EvidenceMod
                                     references=references)  # fmt: skip
 
 
+def _answer_model(gated: Sequence[Sample], features: tuple[str, ...], only: tuple[str, ...]) -> LogisticModel:
+    """The answerability model over the gated samples' rows (`answer_row`): answerable against unanswerable."""
+    rows = [answer_row(s.evidence.kind, s.evidence.paper_rows, s.evidence.papers) for s in gated if s.evidence]
+    y = np.asarray([float(s.item.answerable) for s in gated if s.evidence])
+    return fit_logistic(np.vstack(rows), y, features, l2=ANSWER_L2, only=only)
+
+
 def _best_threshold(scores: Sequence[float], labels: Sequence[bool], max_false_negative: float) -> float:
     """The threshold on `scores` (answer when >=) with the fewest errors among those whose false-negative rate on
     positive labels stays within the bound."""
@@ -179,59 +192,71 @@ def _quantity_threshold(samples: Sequence[Sample], answer: float) -> float:
     return _best_threshold(scores, labels, MAX_QUANTITY_FALSE_ABSTENTION)
 
 
-def _fully_correct(sample: Sample, composed: Composition) -> bool:
-    """An extractive answer holds every must_include string and cites no paper outside the item's gold papers."""
+def _answer_value(sample: Sample, composed: Composition) -> float:
+    """How much of an answerable item an extractive answer gets right: the share of must_include strings it holds
+    times the share of its cited papers that are gold papers (a list naming half its papers is worth half)."""
     assert sample.evidence is not None
+    if not composed.text:
+        return 0.0
     gold = {normalize_title(t) for t in sample.item.gold_titles}
-    cited = {normalize_title(p.hit.paper.title) for p in sample.evidence.papers if p.number in composed.papers}
-    return bool(composed.text) and cited <= gold and all(contains(composed.text, m) for m in sample.item.must_include)
+    cited = [normalize_title(p.hit.paper.title) for p in sample.evidence.papers if p.number in composed.papers]
+    must = sample.item.must_include
+    recall = sum(contains(composed.text, m) for m in must) / len(must) if must else 1.0
+    return recall * (sum(c in gold for c in cited) / len(cited) if cited else 1.0)
 
 
 def _gate_threshold(samples: Sequence[Sample], model: EvidenceModel) -> float:
-    """The answerability threshold with the most correct dev outcomes (an unanswerable item abstained on, an
-    answerable one answered fully correctly), among those whose false-abstention rate stays within
+    """The answerability threshold with the most value on dev (1 for an unanswerable item abstained on,
+    `_answer_value` for an answerable one answered), among those whose false-abstention rate stays within
     MAX_FALSE_ABSTENTION. Each item is composed once with the gate open: the gate only decides whether that answer
     is shown, so one composition per item serves every threshold."""
     open_gate = replace(model, answer_threshold=0.0)
-    rows = []  # (strength, answerable, composed an answer, that answer is fully correct)
+    rows = []  # (strength, answerable, composed an answer, that answer's value)
     for s in samples:
         if s.evidence is None:
-            rows.append((0.0, s.item.answerable, False, False))
+            rows.append((0.0, s.item.answerable, False, 0.0))
             continue
         composed = compose(s.evidence, open_gate)
         named = any(p.named and p.sentences for p in s.evidence.papers)
         strength = 1.0 if named else s.evidence.strength
-        rows.append((strength, s.item.answerable, bool(composed.text), _fully_correct(s, composed)))
-    return most_correct_threshold(rows, MAX_FALSE_ABSTENTION)
+        rows.append((strength, s.item.answerable, bool(composed.text), _answer_value(s, composed)))
+    return most_valuable_threshold(rows, MAX_FALSE_ABSTENTION)
 
 
-def most_correct_threshold(rows: Sequence[tuple[float, bool, bool, bool]], max_false_abstention: float) -> float:
-    """Over rows of (strength, answerable, composed an answer, that answer is fully correct): the threshold (answer
-    when strength >= it) with the most correct outcomes whose false-abstention rate stays within the bound."""
+def most_valuable_threshold(rows: Sequence[tuple[float, bool, bool, float]], max_false_abstention: float) -> float:
+    """Over rows of (strength, answerable, composed an answer, that answer's value in [0, 1]): the threshold (answer
+    when strength >= it) with the most value (an abstention on an unanswerable row is worth 1) whose false-abstention
+    rate stays within the bound; lower thresholds win ties."""
     n_answerable = max(sum(r[1] for r in rows), 1)
-    best, best_correct = float(GRID[0]), None
+    best, best_value = float(GRID[0]), -1.0
     for t in GRID:
-        shown = [r[2] and r[0] >= t for r in rows]
-        false_abstention = sum(r[1] and not sh for r, sh in zip(rows, shown, strict=True)) / n_answerable
-        correct = sum((r[3] if r[1] else not sh) for r, sh in zip(rows, shown, strict=True) if sh or not r[1])
-        if false_abstention <= max_false_abstention and (best_correct is None or correct > best_correct):
-            best, best_correct = float(t), correct
+        shown = [composed and strength >= t for strength, _, composed, _ in rows]
+        misses = sum(r[1] and not sh for r, sh in zip(rows, shown, strict=True))
+        value = sum((r[3] if sh else 0.0) if r[1] else float(not sh) for r, sh in zip(rows, shown, strict=True))
+        if misses / n_answerable <= max_false_abstention and value > best_value + 1e-9:
+            best, best_value = float(t), value
     return best
 
 
 def _list_cutoffs(samples: Sequence[Sample], model: EvidenceModel) -> tuple[float, float]:
     """The list cut-offs (`Evidence.listed`: paper probability, distinguishing terms) with the best mean F-score
-    (LIST_BETA) of the list answers on dev."""
+    (LIST_BETA) of the list answers on dev, the F-score averaged over the neighbouring probability cut-offs
+    (LIST_SMOOTHING): the curve is flat near its top, where the single best point moves with every refit."""
     lists = [s for s in samples if s.item.type == "multi_paper" and s.evidence is not None
              and s.evidence.kind is QueryType.LIST]  # fmt: skip
-    best, best_f = (0.5, 0.0), -1.0
-    for t in GRID[::2]:
-        for d in DISTINCT_GRID:
-            cut = replace(model, list_threshold=float(t), list_min_distinct=float(d))
-            f = sum(_list_score(s, cut) for s in lists)
-            if f > best_f + 1e-9:
-                best, best_f = (float(t), float(d)), f
-    return best
+    cuts = GRID[::2]
+    scores = np.asarray([[sum(_list_score(s, replace(model, list_threshold=float(t), list_min_distinct=float(d)))
+                               for s in lists) for d in DISTINCT_GRID] for t in cuts])  # fmt: skip
+    t, d = smoothed_best(scores, LIST_SMOOTHING)
+    return float(cuts[t]), float(DISTINCT_GRID[d])
+
+
+def smoothed_best(scores: np.ndarray, window: int) -> tuple[int, int]:
+    """The (row, column) of the best score once each is averaged with the `window` rows on either side of it (fewer
+    at the edges); the first of equal scores."""
+    smoothed = np.asarray([scores[max(i - window, 0) : i + window + 1].mean(axis=0) for i in range(len(scores))])
+    row, column = np.unravel_index(int(np.argmax(smoothed)), smoothed.shape)
+    return int(row), int(column)
 
 
 def _list_score(sample: Sample, model: EvidenceModel) -> float:
@@ -259,7 +284,8 @@ def _bootstrap_model() -> None:
                                 0.0).to_json()
             for name, features in (("sentence", SENTENCE_FEATURES), ("own_sentence", SENTENCE_FEATURES),
                                    ("paper", PAPER_FEATURES),
-                                   ("list_paper", LIST_FEATURES), ("answer", PAPER_FEATURES))
+                                   ("list_paper", LIST_FEATURES), ("answer", PAPER_FEATURES),
+                                   ("list_answer", LIST_ANSWER_FEATURES))
         }  # fmt: skip
         thresholds = {"answer": 0.5, "list": 0.5, "list_min_distinct": 0.0, "quantity": 0.5}
         MODEL_PATH.write_text(json.dumps({**neutral, "thresholds": thresholds}, indent=1) + "\n", encoding="utf-8")
@@ -267,7 +293,7 @@ def _bootstrap_model() -> None:
 
 
 def fit(gold: Path, data_dir: Path) -> dict[str, object]:
-    """Fit the five models and the thresholds on a dev gold file; return the data file's content."""
+    """Fit the six models and the thresholds on a dev gold file; return the data file's content."""
     _bootstrap_model()
     assistant = Assistant(Settings(data_dir=data_dir, llm="extractive"))
     assistant.ensure_ready()
@@ -284,9 +310,9 @@ def fit(gold: Path, data_dir: Path) -> dict[str, object]:
     y = np.concatenate([_sentence_labels(s) for s in sentence_samples])
     sentence = fit_logistic(x, y, SENTENCE_FEATURES)
     own_sentence = fit_logistic(x, y, SENTENCE_FEATURES, only=OWN_SENTENCE_FEATURES)
-    staged = EvidenceModel(
-        sentence, own_sentence, chain_model.paper, chain_model.list_paper, chain_model.answer, 0.5, 0.5, 0.5
-    )
+    staged = replace(chain_model, sentence=sentence, own_sentence=own_sentence, answer_threshold=0.5,
+                     list_threshold=0.5, quantity_threshold=0.5,
+                     list_min_distinct=0.0)  # fmt: skip
     _rescore(assistant, scored, staged)
     x = np.vstack([s.evidence.paper_rows for s in scored if s.evidence is not None])
     y = np.concatenate([_paper_labels(s) for s in scored])
@@ -295,16 +321,18 @@ def fit(gold: Path, data_dir: Path) -> dict[str, object]:
     x = np.vstack([list_rows(s.evidence.paper_rows) for s in lists if s.evidence is not None])
     y = np.concatenate([_paper_labels(s) for s in lists])
     list_paper = fit_logistic(x, y, LIST_FEATURES, l2=LIST_L2)
-    model = EvidenceModel(sentence, own_sentence, paper, list_paper, chain_model.answer, 0.5, 0.5, 0.5)
+    model = replace(staged, paper=paper, list_paper=list_paper)
     _rescore(assistant, scored, model)
-    # answerable at all, from the best paper's features: answerable against unanswerable questions (a question that
-    # names a paper passes the gate whatever its score, so it is left out)
+    # answerable at all, from the best paper's features: answerable against unanswerable questions, lists apart (a
+    # question that names a paper passes the gate whatever its score, so it is left out)
     gated = [s for s in scored if s.evidence is not None and s.evidence.papers
              and not any(p.named for p in s.evidence.papers)]  # fmt: skip
-    x = np.vstack([s.evidence.paper_rows[s.evidence.papers[0].number - 1] for s in gated if s.evidence is not None])
-    y = np.asarray([float(s.item.answerable) for s in gated])
-    answer_model = fit_logistic(x, y, PAPER_FEATURES, l2=ANSWER_L2, only=ANSWER_FEATURES)
-    model = EvidenceModel(sentence, own_sentence, paper, list_paper, answer_model, 0.5, 0.5, 0.5)
+    answer_model, list_answer = (
+        _answer_model([s for s in gated if (s.evidence.kind is QueryType.LIST) == listing], features, only)
+        for listing, features, only in ((False, PAPER_FEATURES, ANSWER_FEATURES),
+                                        (True, LIST_ANSWER_FEATURES, LIST_ANSWER_ONLY))
+    )  # fmt: skip
+    model = replace(model, answer=answer_model, list_answer=list_answer)
     _rescore(assistant, scored, model)
 
     # named papers pass the gate whatever their probability: the threshold is chosen on the other items
@@ -323,6 +351,7 @@ def fit(gold: Path, data_dir: Path) -> dict[str, object]:
         "paper": paper.to_json(),
         "list_paper": list_paper.to_json(),
         "answer": answer_model.to_json(),
+        "list_answer": list_answer.to_json(),
         "thresholds": {"answer": answer, "list": listing, "list_min_distinct": min_distinct, "quantity": quantity},
         "fit": {
             "gold": gold.name, "items": len(items), "sentence_rows": int(sum(len(s.evidence.sentence_rows)

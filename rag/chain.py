@@ -189,7 +189,7 @@ class AnswerChain:
         listing = query_type(turn.standalone) is QueryType.LIST
         wanted = k or (self.settings.list_k if listing else self.settings.answer_k)
         if not turn.papers:  # "apart from X": X's words would pull in the papers the answer leaves out
-            return self.retrieve(parse(turn.standalone).positive, wanted, filters)
+            return self.retrieve(parse(turn.standalone).searched, wanted, filters)
         scoped = (filters or SearchFilters()).model_copy(update={"paper_ids": turn.papers})
         hits = [h for h in self.retrieve(turn.standalone, max(wanted, len(turn.papers)), scoped) if h.paper.id in
                 turn.papers]  # fmt: skip

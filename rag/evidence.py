@@ -49,6 +49,10 @@ PAPER_FEATURES: tuple[str, ...] = (
 # The list-paper model also reads each paper feature against the other retrieved papers of the same question (a
 # z-score): a list keeps the papers that stand out from the topic's crowd, whatever the question's overall level
 LIST_FEATURES: tuple[str, ...] = PAPER_FEATURES + tuple(f"{f}_vs_question" for f in PAPER_FEATURES)
+# Whether a list question is answerable at all reads its best paper and how likely its best three papers are to belong
+# in the list: a list about something the collection never covers has no paper that stands out on its own evidence
+LISTED_PROBS = 3
+LIST_ANSWER_FEATURES: tuple[str, ...] = PAPER_FEATURES + tuple(f"list_prob_{n + 1}" for n in range(LISTED_PROBS))
 # Paper features the composer also reads: distinguishing-term coverage, every exact term, what "how many" counts.
 _DISTINCT, _EXACT_ALL, _COUNTED = (PAPER_FEATURES.index(f) for f in ("distinct_coverage", "exact_all", "counted"))
 
@@ -600,7 +604,8 @@ class EvidenceModel:
     paper: LogisticModel
     list_paper: LogisticModel
     answer: LogisticModel
-    answer_threshold: float
+    list_answer: LogisticModel  # the answerability model of list questions (`answer_row`)
+    answer_threshold: float  # of either answerability model: both are fit with balanced classes
     list_threshold: float
     quantity_threshold: float
     list_min_distinct: float = 0.0
@@ -616,6 +621,7 @@ def load_model(path: Path = MODEL_PATH) -> EvidenceModel:
         paper=LogisticModel.from_json(raw["paper"], PAPER_FEATURES),
         list_paper=LogisticModel.from_json(raw["list_paper"], LIST_FEATURES),
         answer=LogisticModel.from_json(raw["answer"], PAPER_FEATURES),
+        list_answer=LogisticModel.from_json(raw["list_answer"], LIST_ANSWER_FEATURES),
         answer_threshold=float(raw["thresholds"]["answer"]),
         list_threshold=float(raw["thresholds"]["list"]),
         quantity_threshold=float(raw["thresholds"]["quantity"]),
@@ -842,12 +848,26 @@ def score(
         for n, hit in enumerate(hits)
     ]
     evidence.sort(key=lambda e: (-e.prob, e.number))
-    # answerable at all: the best paper's evidence judged by a model fit on answerable against unanswerable questions
-    # (the paper model ranks papers within a question, so its top probability says little about off-topic ones)
-    strength = float(model.answer.prob(paper_rows[evidence[0].number - 1 : evidence[0].number])[0]) if evidence else 0.0
+    # answerable at all: the best paper's evidence judged by a model fit on answerable against unanswerable questions,
+    # one for lists and one for the rest (the paper model ranks papers within a question, so its top probability says
+    # little about off-topic ones)
+    strength = 0.0
+    if evidence:
+        gate = model.list_answer if kind is QueryType.LIST else model.answer
+        strength = float(gate.prob(answer_row(kind, paper_rows, evidence))[0])
     return Evidence(
         question, kind, quantity, tuple(evidence), sentence_rows, paper_rows, strength, tuple(references), tuple(exact)
     )
+
+
+def answer_row(kind: QueryType, paper_rows: np.ndarray, papers: Sequence[PaperEvidence]) -> np.ndarray:
+    """The answerability model's row (one row): the best paper's features, and for a list question (
+    `LIST_ANSWER_FEATURES`) the highest list probabilities of its papers (0 past the last paper)."""
+    row = paper_rows[papers[0].number - 1]
+    if kind is not QueryType.LIST:
+        return row[None, :]
+    listed = sorted((p.list_prob for p in papers), reverse=True)[:LISTED_PROBS]
+    return np.concatenate([row, listed, np.zeros(LISTED_PROBS - len(listed))])[None, :]
 
 
 def list_rows(paper_rows: np.ndarray) -> np.ndarray:

@@ -68,6 +68,22 @@ def test_parse_cuts_the_excluded_phrase(question: str, positive: str, excluded: 
     assert c.excluded + c.contrasted == excluded
 
 
+@pytest.mark.parametrize(
+    ("question", "searched"),
+    [
+        ("Which papers in the collection tackle video super-resolution?", "tackle video super-resolution?"),
+        ("What other works, apart from MaxViT, use multi-axis attention?", "use multi-axis attention?"),
+        ("Apart from the Stable Diffusion distillation papers, which studies here prune weights?", "prune weights?"),
+        # a singular "which paper" names one paper by its description: searched as typed; so is a bare frame
+        ("Which paper proposes a multi-axis backbone?", "Which paper proposes a multi-axis backbone?"),
+        ("Which papers?", "Which papers?"),
+        ("What does the study find about pruning?", "What does the study find about pruning?"),
+    ],
+)  # fmt: skip
+def test_the_search_leaves_out_the_words_that_frame_a_question_about_papers(question: str, searched: str) -> None:
+    assert parse(question).searched == searched
+
+
 def test_a_named_exclusion_leaves_out_that_paper_only(digest: list[Paper]) -> None:
     mamba = [p for p in digest if "Mamba" in p.title]
     out = excluded_papers(parse("Which papers apart from GroupMamba propose Mamba backbones?"), mamba)

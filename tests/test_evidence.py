@@ -78,16 +78,66 @@ def test_a_list_reads_each_paper_against_the_questions_other_papers() -> None:
     assert np.allclose(list_rows(rows + 0.3)[:, len(PAPER_FEATURES) :], within)  # relative to the question only
 
 
-def test_the_gate_threshold_keeps_the_most_correct_outcomes_within_the_false_abstention_bound() -> None:
-    from evals.fit_evidence import most_correct_threshold
+def test_the_gate_threshold_keeps_the_most_value_within_the_false_abstention_bound() -> None:
+    from evals.fit_evidence import most_valuable_threshold
 
     rows = [
-        (0.9, True, True, True),  # strong and right: shown
-        (0.5, True, True, False),  # answered wrongly: abstaining on it costs a false abstention and gains nothing
-        (0.6, False, True, False),  # unanswerable, yet an answer was composed: the gate should stop it
+        (0.9, True, True, 1.0),  # strong and right: shown
+        (0.5, True, True, 0.0),  # answered wrongly: abstaining on it costs a false abstention and gains nothing
+        (0.6, False, True, 0.0),  # unanswerable, yet an answer was composed: the gate should stop it
     ]
-    assert 0.6 < most_correct_threshold(rows, max_false_abstention=0.5) <= 0.9
-    assert most_correct_threshold(rows, max_false_abstention=0.0) <= 0.5  # no false abstention allowed
+    assert 0.6 < most_valuable_threshold(rows, max_false_abstention=0.5) <= 0.9
+    assert most_valuable_threshold(rows, max_false_abstention=0.0) <= 0.5  # no false abstention allowed
+    # partly right answers count in part: two worth 0.6 each outweigh stopping one unanswerable item below them,
+    # one worth 0.4 does not
+    partial = [(0.5, True, True, 0.6), (0.52, True, True, 0.6), (0.55, False, True, 0.0)]
+    assert most_valuable_threshold(partial, max_false_abstention=1.0) <= 0.5
+    assert 0.55 < most_valuable_threshold([(0.5, True, True, 0.4), *partial[2:]], max_false_abstention=1.0) <= 0.6
+
+
+def test_an_answer_is_worth_its_share_of_required_strings_and_gold_citations() -> None:
+    from types import SimpleNamespace
+
+    from evals.fit_evidence import Sample, _answer_value
+    from evals.gold_schema import GoldItem
+    from rag.compose import Composition
+
+    item = GoldItem(id="x", type="multi_paper", question="Which papers do X?", gold_titles=("A Paper", "B Paper"),
+                    must_include=("Alpha", "Beta"))  # fmt: skip
+    papers = [SimpleNamespace(number=n + 1, hit=SimpleNamespace(paper=SimpleNamespace(title=t)))
+              for n, t in enumerate(["A Paper", "B Paper", "C Paper"])]  # fmt: skip
+    sample = Sample(item, SimpleNamespace(papers=papers))  # type: ignore[arg-type]
+    assert _answer_value(sample, Composition("- Alpha [1]\n- Beta [2]", QueryType.LIST, (1, 2))) == pytest.approx(1.0)
+    assert _answer_value(sample, Composition("- Alpha [1]", QueryType.LIST, (1,))) == pytest.approx(0.5)
+    assert _answer_value(sample, Composition("- Alpha [1]\n- Gamma [2]", QueryType.LIST, (1, 3))) == pytest.approx(0.25)
+    assert _answer_value(sample, Composition("", QueryType.LIST, ())) == 0.0
+
+
+def test_a_list_questions_gate_reads_how_likely_its_best_papers_are_to_be_listed() -> None:
+    from types import SimpleNamespace
+
+    from rag.evidence import LIST_ANSWER_FEATURES, LISTED_PROBS, answer_row
+
+    rows = np.arange(2 * len(PAPER_FEATURES), dtype=float).reshape(2, len(PAPER_FEATURES))
+    papers = [SimpleNamespace(number=2, list_prob=0.3), SimpleNamespace(number=1, list_prob=0.8)]  # best first
+    fact = answer_row(QueryType.FACTOID, rows, papers)  # type: ignore[arg-type]
+    assert np.array_equal(fact, rows[1:2])  # the best paper's row alone
+    listing = answer_row(QueryType.LIST, rows, papers)  # type: ignore[arg-type]
+    assert listing.shape == (1, len(LIST_ANSWER_FEATURES)) and LISTED_PROBS == 3
+    assert np.array_equal(listing[0, : len(PAPER_FEATURES)], rows[1])
+    assert np.allclose(listing[0, len(PAPER_FEATURES) :], [0.8, 0.3, 0.0])  # highest first, 0 past the last paper
+    model = load_model()
+    assert model.list_answer.features == LIST_ANSWER_FEATURES
+    listed = [LIST_ANSWER_FEATURES.index(f"list_prob_{n + 1}") for n in range(LISTED_PROBS)]
+    assert np.all(model.list_answer.weights[listed] >= 0) and model.list_answer.weights[listed[0]] > 0
+
+
+def test_the_list_cut_off_sits_on_the_plateau_not_on_a_lone_peak() -> None:
+    from evals.fit_evidence import smoothed_best
+
+    curve = np.asarray([[0.2], [0.9], [0.3], [0.5], [0.8], [0.8], [0.8], [0.5]])
+    assert smoothed_best(curve, 0) == (1, 0)
+    assert smoothed_best(curve, 1) == (5, 0)
 
 
 def test_a_list_answer_is_scored_on_the_papers_evidence_lists() -> None:

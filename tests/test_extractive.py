@@ -134,13 +134,26 @@ def test_a_summary_skips_the_problem_statement_between_framing_and_proposal(assi
     "question",
     ["How do proteins fold into their native three-dimensional structure?",
      "What is a good recipe for banana bread?",
-     "Which papers evaluate depth estimation on the KITTI benchmark?"],
+     "Which papers evaluate depth estimation on the KITTI benchmark?",
+     # a list about a topic the collection never covers: no paper stands out on its own evidence
+     "Which papers segment lidar point clouds for autonomous driving?"],
 )  # fmt: skip
 def test_unanswerable_questions_abstain(assistant: Assistant, question: str) -> None:
     answer = assistant.ask(question)
     assert answer.abstained
     assert answer.text.startswith(ABSTAIN_PHRASE)
     assert answer.citations == ()
+
+
+def test_a_list_question_is_searched_without_its_frame(assistant: Assistant, monkeypatch: pytest.MonkeyPatch) -> None:
+    chain = assistant._chain("extractive")
+    searched: list[str] = []
+    retrieve = chain.retrieve
+    monkeypatch.setattr(chain, "retrieve", lambda q, k, f: searched.append(q) or retrieve(q, k, f))
+    answer = assistant.ask("Which papers in the collection use state space models?")
+    assert searched == ["use state space models?"]
+    assert answer.question == "Which papers in the collection use state space models?"
+    assert any("Mamba" in t for t in _cited_titles(answer))
 
 
 def test_follow_up_resolves_the_pronoun_through_history(assistant: Assistant) -> None:
