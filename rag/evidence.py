@@ -596,7 +596,7 @@ class LogisticModel:
 
 @dataclass(frozen=True)
 class EvidenceModel:
-    """The sentence, own-sentence, paper, list-paper and answerability models and the thresholds calibrated with
+    """The sentence, own-sentence, paper, list-paper and the two answerability models and the thresholds calibrated with
     them on dev."""
 
     sentence: LogisticModel
@@ -861,8 +861,8 @@ def score(
 
 
 def answer_row(kind: QueryType, paper_rows: np.ndarray, papers: Sequence[PaperEvidence]) -> np.ndarray:
-    """The answerability model's row (one row): the best paper's features, and for a list question (
-    `LIST_ANSWER_FEATURES`) the highest list probabilities of its papers (0 past the last paper)."""
+    """The answerability model's row (one row): the best paper's features, and for a list question
+    (`LIST_ANSWER_FEATURES`) the highest list probabilities of its papers (0 past the last paper)."""
     row = paper_rows[papers[0].number - 1]
     if kind is not QueryType.LIST:
         return row[None, :]
