@@ -21,13 +21,18 @@ from rag.evidence import (
     PaperEvidence,
     QueryType,
     ScoredSentence,
+    alternatives,
     asked_measures,
+    chooses_among,
     counted_nouns,
     counts,
+    covers,
     mentioned,
+    same_variant,
     states_measure,
     states_unit,
     unreferenced,
+    within_bounds,
 )
 from rag.naming import short_name
 from rag.text import DANGLING
@@ -138,16 +143,25 @@ def _summary(paper: PaperEvidence, question: str) -> list[ScoredSentence]:
 def quantity_sentences(evidence: Evidence, paper: PaperEvidence) -> list[ScoredSentence]:
     """The sentences of a paper that can answer a quantity question, best first: a number tied to the thing asked
     (near it, or of the asked kind: a % for an accuracy), the measure and the unit the question names ("in
-    milliseconds"), and for "how many benchmarks" a number counting benchmarks. Such a number is content even in a
-    sentence that also points at code.
+    milliseconds"), for "how many benchmarks" a number counting benchmarks, and the setting the question states in
+    numbers ("the 1.5B model", "on Kinetics-400", "at 256×256"; a number for another setting is a near miss) in the
+    sentence, the one before it or the paper's claims, and no other variant than the one asked ("the Pro model": not
+    the Edge model's number). Such a number is content even in a sentence that also points at code.
     """
     question = unreferenced(evidence.question, evidence.references)
     measures, counted = asked_measures(question), counted_nouns(question)
+    conditions = [t for t in evidence.exact if any(c.isdigit() for c in t)]
+    optional = alternatives(question, conditions)
+    # the paper's own claims describe the paper, not the setting of one number: they hold a condition for every number,
+    # and so does the sentence before ("On ImageNet-1K, … . Using 0.46 times the parameters, …")
+    claims = " ".join([paper.hit.paper.title, *(s.text for s in paper.sentences if s.contribution or s.index == 0)])
+    before = {s.index + 1: s.text for s in paper.sentences}
     return [
         s
         for s in paper.sentences
         if s.tied_number and states_measure(s.text, measures) and states_unit(question, s.text)
-        and counts(s.text, counted)
+        and counts(s.text, counted) and covers(f"{before.get(s.index, '')} {s.text} {claims}", conditions, optional)
+        and same_variant(question, s.text)
     ]
 
 
@@ -186,7 +200,14 @@ def compose(evidence: Evidence, model: EvidenceModel) -> Composition:
         # a paper is listed on its own evidence: likely enough, and holding the question's distinguishing terms
         listed = {p.number for p in evidence.listed(model)}
         chosen = named if len(named) > 1 else _distinct([p for p in papers if p.number in listed])
-        chosen = [p for p in chosen if p.covers_exact][:MAX_LISTED]
+        if len(named) > 1 and chooses_among(evidence.question) and not evidence.exact:
+            # "which of them is about …" picks from the papers at hand: those the list model keeps, else the likeliest
+            # one ("which of them report ADE20K" picks by the exact term, below)
+            chosen = [p for p in named if p.number in listed] or sorted(named, key=lambda p: -p.list_prob)[:1]
+        # ... holding the question's exact terms, and a number within its bounds ("86% or more", "an FID below 2")
+        chosen = [p for p in chosen
+                  if p.covers_exact and within_bounds([s.text for s in p.sentences], evidence.question)]  # fmt: skip
+        chosen = chosen[:MAX_LISTED]
         if not chosen:
             return Composition("", kind, ())
         lines = [f"- {cite(p, _list_sentences(evidence, p))}" for p in chosen]
@@ -207,6 +228,12 @@ def compose(evidence: Evidence, model: EvidenceModel) -> Composition:
         contribution = [s for s in best.sentences if s.contribution][:1]
         sentences = list({s.index: s for s in contribution + top}.values())
         return Composition(cite(best, sentences), kind, (best.number,))
+    if len(named) > 1 and len(evidence.references) > 1:
+        # a follow-up about several cited papers ("how many masks do they each have?"): each paper's own answer
+        answers = [(p, _factoid(evidence, p, model)) for p in named]
+        answers = [(p, sentences) for p, sentences in answers if sentences]
+        text = "\n".join(cite(p, sentences) for p, sentences in answers)
+        return Composition(text, kind, tuple(p.number for p, _ in answers))
     sentences = _factoid(evidence, best, model)
     if not sentences:
         return Composition("", kind, ())

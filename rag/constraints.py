@@ -28,6 +28,14 @@ _WANTS_CODE = re.compile(
     r"(?:their |its |the |public |open-source |available )*code\b|\bcode (?:is |are )?(?:available|released|public)\b",
     re.IGNORECASE,
 )
+# An abstract that says its code is out ("Codes and trained models are available online", "An open source
+# implementation … is available through DeepSpeed", "we release an easy-to-run code-base") releases code, whether or
+# not the collection kept the link
+_CODE_STATEMENT = re.compile(
+    r"\b(?:codes?|source code|code-?base|implementations?)\b[^.]{0,80}?\b(?:available|released?|public(?:ly)?|"
+    r"open-?sourced?)\b|\b(?:release|open-source)\b[^.]{0,40}\bcode",
+    re.IGNORECASE,
+)
 _PHRASE_TOKEN = re.compile(r"[^\s,;:?!()]+|[,;:?!()]")
 _CLAUSE_END = re.compile(r"[,;:?!.](?:\s|$)")
 _DETERMINERS = frozenset({"the", "a", "an", "those", "these", "that", "this", "its", "their", "any", "ones", "papers",
@@ -187,8 +195,13 @@ def excluded_papers(constraints: Constraints, papers: Sequence[Paper], by_topic:
 
 
 def meets(constraints: Constraints, paper: Paper, excluded: set[str], code: bool = True) -> bool:
-    """True when the paper is not excluded and, if the question wants code (and `code` applies it), links some."""
-    return paper.id not in excluded and (not (code and constraints.wants_code) or bool(paper.code_urls))
+    """True when the paper is not excluded and, if the question wants code (and `code` applies it), releases some."""
+    return paper.id not in excluded and (not (code and constraints.wants_code) or releases_code(paper))
+
+
+def releases_code(paper: Paper) -> bool:
+    """True when the paper links code or its abstract says its code is available or released."""
+    return bool(paper.code_urls) or bool(_CODE_STATEMENT.search(paper.abstract))
 
 
 def _about(paper: Paper, terms: frozenset[str]) -> bool:

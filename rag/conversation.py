@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from rag.constraints import releases_code
 from rag.naming import aliases, short_name
 from rag.prompts import Prompts, format_history
 from rag.text import key_terms
@@ -52,7 +53,13 @@ _DEMONSTRATIVE = re.compile(
     r"\bthe\s+(?:[\w-]+\s+){0,2}?(?:version|variant)\b(?!\s+(?:of|that|which|with|in|from)\b)",
     re.IGNORECASE,
 )
-_PLURAL_DEMONSTRATIVE = re.compile(rf"\b(?:these|those|both|the\s+(?:two|three|above))\s+(?:{_NOUN}s|ones)\b", re.I)
+_PLURAL_DEMONSTRATIVE = re.compile(
+    rf"\b(?:these|those|both|the\s+(?:two|three|above))\s+(?:{_NOUN}s|ones)\b|"
+    # "How do the two differ?", "which of the three is faster": the papers at hand, as the subject of a verb
+    r"\bthe\s+(?:two|three)\b(?=\s*(?:[?.,!]|$|\s+(?:of\s+(?:them|these|those)|differ\w*|compare\w*|do|does|did|are|"
+    r"were|have|has|use|report\w*|need|get|achieve|reach)\b))",
+    re.I,
+)
 _PRONOUN = re.compile(r"\b(it|its|itself)\b", re.IGNORECASE)
 # ("both" of "both X and Y" coordinates, it points at nothing)
 _PLURAL_PRONOUN = re.compile(
@@ -78,7 +85,8 @@ _DEFINITION = re.compile(
 # "Summarise the grouped state-space model and what it improves": the pronoun points back inside the question.
 _OWN_SUBJECT = re.compile(
     r"\b(?:is|are|was|were|does|do|did|about|describe|summari[sz]e|explain)\s+(?:the\s+|a\s+|an\s+)?"
-    rf"(?P<described>{_NAME_PATTERN})|"
+    # ... not a clause ("explain how it works": "how" is no subject)
+    rf"(?!(?:how|what|why|which|where|when|whether|if)\b)(?P<described>{_NAME_PATTERN})|"
     # ... after "of", only a name for "it": "the accuracy of GroupMamba and its …", not "a limitation of earlier
     # models does it …" (a plural pronoun may take any "of" phrase: `_OF_PHRASE`)
     rf"\bof\s+(?:the\s+)?(?-i:{_NAME_PATTERN})|"
@@ -200,7 +208,7 @@ def reference(question: str) -> _Reference | None:
             return _Reference(everything=True)
     if _ELLIPSIS.search(question) and not _NAMED_QUESTION.search(question) and not _whole_question(question):
         return _Reference(everything=True)
-    if _subjectless(question):
+    if _subjectless(question) or _measure_fragment(question):
         return _Reference(everything=True)
     return None
 
@@ -214,6 +222,25 @@ def _whole_question(question: str) -> bool:
     if not _QUESTION_START.match(rest) or _PRONOUN.search(rest) or _PLURAL_PRONOUN.search(rest):
         return False  # "And what fraction of the parameters does it store?" points back
     return bool(_OWN_NOUN.match(rest)) or len(key_terms(rest)) >= MIN_WHOLE_TERMS
+
+
+# "How much faster at inference?", "How many parameters in total?": a measure asked with no verb and no subject of its
+# own is about the papers at hand (a question with a verb, a name or papers of its own stands alone)
+_MEASURE_FRAGMENT = re.compile(r"^\W*(?:and\s+)?how\s+(?:much|many|fast|large|big|long|well|accurate)\b", re.IGNORECASE)
+_FINITE_VERB = re.compile(
+    r"\b(?:is|are|was|were|be|been|do|does|did|has|have|had|can|could|will|would|should|may|might|must)\b|'s\b",
+    re.IGNORECASE,
+)
+_PAPERS = re.compile(rf"\b{_NOUN}s\b", re.IGNORECASE)
+MAX_FRAGMENT_WORDS = 8
+
+
+def _measure_fragment(question: str) -> bool:
+    """True for a short "how much/many/fast …" with no verb, no name and no papers of its own."""
+    return (
+        bool(_MEASURE_FRAGMENT.match(question)) and len(question.split()) <= MAX_FRAGMENT_WORDS
+        and not _FINITE_VERB.search(question) and not _NAME.search(question) and not _PAPERS.search(question)
+    )  # fmt: skip
 
 
 def _subjectless(question: str) -> bool:
@@ -250,7 +277,7 @@ def resolve(question: str, history: Sequence[Message], lookup: Any = None, named
     papers: list[Paper] = list(lookup(cited)) if lookup else []
     by_id = {p.id: p for p in papers}
     if ref.with_code:
-        chosen = [pid for pid in cited if by_id.get(pid) is not None and by_id[pid].code_urls] or list(cited)
+        chosen = [pid for pid in cited if by_id.get(pid) is not None and releases_code(by_id[pid])] or list(cited)
     elif ref.everything:
         chosen = list(cited)
     else:

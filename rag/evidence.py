@@ -102,6 +102,8 @@ _SUMMARY = re.compile(
     r"\bwork\b|\bwhat (does|did|do)\b.{0,120}\b(propose|introduce|present|conclude|contribute)\b|"
     # "What does the paper that <a long description> propose?": the question ends with it
     r"^\s*what (does|did|do)\b.*\b(propose|introduce|present|contribute)\s*\??\s*$|"
+    # "What does ATOMMIC do?": what the paper does as a whole
+    r"^\s*what (does|did|do)\s+[^?]{1,80}?\s+do\s*\??\s*$|"
     r"\bwhat (techniques|components|ingredients|steps|strategies|tricks)\b",
     re.IGNORECASE,
 )
@@ -145,11 +147,19 @@ _TOKEN = re.compile(r"\d{1,3}(?:,\d{3})+(?![\d,])|[A-Za-z0-9][A-Za-z0-9\-.@]*[A-
 _SQUASH = re.compile(r"[^a-z0-9]+")
 # Examples a question gives ("such as COCO", "e.g. LoRA"), and a number that is a bound ("86% or more", "at least 8").
 _EXAMPLES = re.compile(r"\b(?:such as|e\.g\.|for example|for instance|including|like)\s+([^?;:]+)", re.IGNORECASE)
+_BOUND_UNIT = r"%|percent\b|×(?!\s*\d)|x\b(?!\s*\d)|times\b|[KMB]\b|thousand\b|million\b|billion\b"  # not "256×256"
 _THRESHOLD = re.compile(
-    r"(\d[\d.,]*)\s*%?\s*or (?:more|higher|above|better|greater|less|lower|fewer|below)\b|"
-    r"\b(?:more than|at least|over|above|below|under|less than|fewer than|beyond|up to)\s+(\d[\d.,]*)",
+    rf"(?P<after>\d[\d.,]*)\s*(?P<after_unit>{_BOUND_UNIT})?\s*or\s+(?P<after_way>more|higher|above|better|greater|"
+    r"larger|less|lower|fewer|below|smaller)\b|"
+    r"\b(?P<before_way>more than|at least|over|above|below|under|less than|fewer than|beyond|up to|at most|higher than|"
+    rf"lower than|greater than|smaller than)\s+(?P<before>\d[\d.,]*)\s*(?P<before_unit>{_BOUND_UNIT})?",
     re.IGNORECASE,
 )
+_UPPER_BOUNDS = frozenset({"less", "lower", "fewer", "below", "smaller", "under", "up to", "at most", "less than",
+                           "fewer than", "lower than", "smaller than"})  # fmt: skip
+_UNIT_SPELLINGS = {"percent": "%", "×": "x", "times": "x", "thousand": "k", "million": "m", "billion": "b"}
+# A number with the unit written after it ("86.5%", "2.8×", "40M", "1.4 billion"); not part of a name ("ImageNet-1K")
+_NUMBER_WITH_UNIT = re.compile(rf"(?<![\w.,\-])(\d+(?:[.,]\d+)*)\s*({_BOUND_UNIT})?", re.IGNORECASE)
 # Named measures: a question asking for one ("What Dice score…", "What box AP…") is answered only by a sentence
 # stating that measure, not by another number of the same paper (a near miss: the abstract reports something else)
 _MEASURE = re.compile(
@@ -181,7 +191,9 @@ _NUMBER_WORDS = frozenset({
 _SPELLED_NUMBER = re.compile(rf"\b(?:{'|'.join(sorted(_NUMBER_WORDS))})\b", re.IGNORECASE)
 # How a sentence writes a factor ("2.8×", "25 times") and a rate ("75.2 FPS", "1,200 img/s"): kinds of number asked
 # for (`_UNITS`), and what "how fast" asks for (`_ASKED_UNITS`)
-_FACTOR_WRITTEN = re.compile(r"\d\s*(?:×|x\b|times\b|-?fold\b)", re.IGNORECASE)
+_FACTOR_WRITTEN = re.compile(
+    rf"(?:\d|{_SPELLED_NUMBER.pattern})\s*(?:×|x\b|times\b|-?fold\b)|\borders? of magnitude\b", re.IGNORECASE
+)  # "2.8×", "three times", "three orders of magnitude"
 _RATE_WRITTEN = re.compile(r"\d\s*(?:FPS\b|frames per second|(?:img|images?|tokens?|samples?)\s*/\s*s\b)", re.I)
 # A unit the question asks the number in ("latency in milliseconds", "in GPU hours"), and how a sentence writes it
 _ASKED_UNITS = (
@@ -202,6 +214,32 @@ _ASKED_UNITS = (
 )  # fmt: skip
 
 
+# A model variant named by its size or edition ("the base-sized model", "the Pro model", "our tiny variant",
+# "DDRNet-23-slim"): a number stated for one variant does not answer a question about another
+_VARIANT_WORDS = r"tiny|small|base|large|huge|giant|pro|edge|lite|slim|mini|nano|micro|medium|full"
+_NOT_VARIANT = re.compile(rf"\b(?:not\s+(?:the\s+)?|non-)(?:{_VARIANT_WORDS})\b", re.IGNORECASE)
+_VARIANT = re.compile(
+    rf"\b({_VARIANT_WORDS})(?:-sized?)?\s+(?:[\w.-]+\s+){{0,2}}?(?:models?|variants?|versions?|configurations?)\b|"
+    rf"(?<=[A-Za-z0-9]-)({_VARIANT_WORDS})\b|"  # "DDRNet-23-slim", "MaxViT-Tiny"
+    rf"\b({_VARIANT_WORDS})-sized?\b",  # "the full-size DDRNet-23"
+    re.IGNORECASE,
+)
+
+
+def variants(text: str) -> frozenset[str]:
+    """The model variants a text names by size or edition ('the base-sized GroupMamba model' -> {'base'}), not those
+    it rules out ('not the slim version', 'non-slim')."""
+    kept = _NOT_VARIANT.sub(" ", text)
+    return frozenset(next(g for g in groups if g).lower() for groups in _VARIANT.findall(kept))
+
+
+def same_variant(question: str, text: str) -> bool:
+    """False when the question and the text each name variants and none is the same (the Pro model asked, the Edge
+    model's number stated)."""
+    asked, stated = variants(question), variants(text)
+    return not asked or not stated or bool(asked & stated)
+
+
 def states_unit(question: str, text: str) -> bool:
     """True when the text writes a number in every unit the question asks for ("in milliseconds": "16.2ms")."""
     return all(written.search(text) for asks, written in _ASKED_UNITS if asks.search(question))
@@ -217,7 +255,7 @@ _HOW_MANY = re.compile(
 # "how many times larger", "by how many percentage points": a unit of the measured number, not a thing counted
 _UNIT_COUNTS = frozenset({"times", "fold", "percent", "percentage", "point", "points", "db", "decibels"})
 # A number that measures something ("86.5%", "25", "2.8×"), not part of a name ("ImageNet-V2", "Kinetics-400").
-_QUANTITY_NUMBER = re.compile(r"(?<![\w.,\-])\d+(?:[.,]\d+)*")
+_QUANTITY_NUMBER = re.compile(r"(?<![\w.,\-])\d+(?:[.,]\d+)*(?!D\b)")  # nor a dimension ("2D images", "3D")
 # (what a question asks for, how a sentence writes that kind of number): a '%' for an accuracy, '×' for a speed-up
 _UNITS = (
     (re.compile(r"\b(accuracy|percent|share|fraction|proportion|rate|top-?1|(?-i:AP|mAP)|miou|improv\w*|gain\w*|"
@@ -230,7 +268,10 @@ _UNITS = (
     (re.compile(r"\bhow long\b|\b(time|duration|latency|hours?|days?|weeks?|minutes?|seconds?)\b", re.IGNORECASE),
      re.compile(r"\d\s*(?:ms|s|sec\w*|min\w*|h|hours?|days?|weeks?|months?|GPU[- ]hours?)\b", re.IGNORECASE)),
     (re.compile(r"\bhow (large|big|small|deep)\b|\b(parameters?|size|layers?|depth)\b", re.IGNORECASE),
-     re.compile(r"\d\s*(?:[KMB]\b|million|billion|layers?\b|params?\b|parameters?\b)", re.IGNORECASE)),
+     # ... and a collection's size in the things it holds ("5,470 high-resolution images", "19.7M masks")
+     re.compile(r"\d\s*(?:[KMB]\b|million|billion|layers?\b|params?\b|parameters?\b)|\d[\d,.]*\s+(?:[\w-]+\s+){0,2}"
+                r"(?:images|videos|samples|pairs|examples|clips|masks|scenes|photos|identities|classes|categories|"
+                r"scans|volumes|annotations|hours)\b", re.IGNORECASE)),
 )  # fmt: skip
 
 
@@ -240,6 +281,65 @@ def unreferenced(question: str, references: Sequence[str] = ()) -> str:
     for name in sorted(references, key=len, reverse=True):
         question = re.sub(re.escape(name), " ", question, flags=re.IGNORECASE)
     return " ".join(question.split())
+
+
+class Bound(NamedTuple):
+    """A bound a question sets on a number ("86% or more", "an FID below 2", "more than 2x")."""
+
+    value: float
+    upper: bool  # the number may be at most the value ("below 2"), else at least ("86% or more")
+    unit: str  # "%", "x", "k", "m", "b", or "" when the question writes none
+
+
+def _unit(written: str | None) -> str:
+    """One spelling per unit ('percent' -> '%', '×' -> 'x', 'million' -> 'm')."""
+    low = (written or "").lower()
+    return _UNIT_SPELLINGS.get(low, low)
+
+
+def _value(number: str) -> float | None:
+    """A written number's value ('1,000' -> 1000.0), or None when it does not parse."""
+    try:
+        return float(number.replace(",", ""))
+    except ValueError:
+        return None
+
+
+def bounds(question: str) -> list[Bound]:
+    """The bounds a question sets on numbers, in the order written."""
+    out = []
+    for m in _THRESHOLD.finditer(question):
+        value = _value(m.group("after") or m.group("before"))
+        way = (m.group("after_way") or m.group("before_way")).lower()
+        if value is not None:
+            out.append(Bound(value, way in _UPPER_BOUNDS, _unit(m.group("after_unit") or m.group("before_unit"))))
+    return out
+
+
+MEASURE_REACH = 12  # characters between a number and the measure it is stated in: "54.3 AP", "an FID of 1.78"
+
+
+def within_bounds(texts: Sequence[str], question: str) -> bool:
+    """True when, for every bound the question sets, some text states a number within it: in the bound's unit, or,
+    when the question writes none ("above 50 AP", "an FID below 2"), beside the question's measure."""
+    measures = asked_measures(question)
+    return all(any(_states_within(text, bound, measures) for text in texts) for bound in bounds(question))
+
+
+def _states_within(text: str, bound: Bound, measures: frozenset[str]) -> bool:
+    """True when the text states a number within the bound (`within_bounds`)."""
+    near = [m.span() for m in _MEASURE.finditer(text) if not measures or states_measure(m.group(0), measures)]
+    for m in _NUMBER_WITH_UNIT.finditer(text):
+        value = _value(m.group(1))
+        unit = _unit(m.group(2))  # a bound with no unit ("above 50 AP") may be met in percent ("a box AP of 56.4%")
+        if value is None or not (unit == bound.unit or (not bound.unit and unit == "%")) or not (
+            value <= bound.value if bound.upper else value >= bound.value
+        ):
+            continue
+        if bound.unit or not measures or any(m.start() - MEASURE_REACH <= end and start <= m.end() + MEASURE_REACH
+                                             for start, end in near):  # fmt: skip
+            return True
+    return False
 
 
 class QueryType(StrEnum):
@@ -271,6 +371,11 @@ def query_type(question: str) -> QueryType:
 
 # "Why …", "Where do … come from", "Who …": a reason, a source or a person, whatever measures the question mentions
 _ASKS_NO_NUMBER = re.compile(r"^\W*(?:why|where|who|whom)\b", re.IGNORECASE)
+
+
+def chooses_among(question: str) -> bool:
+    """True for a question that picks from papers at hand ("which of them…", "which of Vim and GroupMamba…")."""
+    return bool(_OF_THEM.search(question))
 
 
 def wants_quantity(question: str) -> bool:
@@ -317,7 +422,7 @@ def exact_terms(question: str, hits: Sequence[Hit], references: Sequence[str] = 
         [squash(alias) for hit in hits for alias in (*aliases(hit.paper), short_name(hit.paper))]
         + [squash(name) for name in references]
     )
-    bounds = {squash(n) for m in _THRESHOLD.finditer(question) for n in m.groups() if n}
+    bounds = {squash(m.group("after") or m.group("before")) for m in _THRESHOLD.finditer(question)}
     terms = []
     for k, token in ((k, piece) for k, t in enumerate(_TOKEN.findall(question)) for piece in _named_parts(t)):
         exact = any(c.isdigit() for c in token) or any(c.isupper() for c in token[1:])
@@ -441,15 +546,43 @@ def covers(text: str, terms: Sequence[str], optional: set[str]) -> bool:
 
 def mentioned(text: str, terms: Sequence[str]) -> int:
     """How many of the terms text mentions (ignoring case, spacing, hyphens and a plural 's'; a bare number must
-    stand as a number of its own, not inside another)."""
+    stand as a number of its own, not inside another; an acronym also by the words it abbreviates)."""
     flat = squash(text)
     count = 0
     for t in terms:
         if t.replace(".", "").replace(",", "").isdigit():
             count += bool(re.search(rf"(?<![\d.,]){re.escape(t)}(?![\d]|[.,]\d)", text))
         else:
-            count += squash(t) in flat or (t.endswith("s") and squash(t[:-1]) in flat)
+            count += squash(t) in flat or (t.endswith("s") and squash(t[:-1]) in flat) or _spelled_out(text, t)
     return count
+
+
+ACRONYM_LETTERS = (3, 6)  # shorter ones ("AP") match too many word runs by chance
+
+
+def _spelled_out(text: str, term: str) -> bool:
+    """True when the term is an acronym ("CNNs", "VLM", "MoE") and the text writes out words with its initials
+    ("convolutional neural networks", "vision-language model", "mixture of experts"), not starting or ending on a
+    function word."""
+    core = term[:-1] if term.endswith("s") and not term.isupper() else term
+    low, high = ACRONYM_LETTERS
+    if not (low <= len(core) <= high and core.isalpha() and core[0].isupper() and sum(c.isupper() for c in core) > 1):
+        return False
+    words, initials = _initials(text)
+    letters = core.lower()
+    start = initials.find(letters)
+    while start >= 0:
+        if words[start] not in STOPWORDS and words[start + len(letters) - 1] not in STOPWORDS:
+            return True
+        start = initials.find(letters, start + 1)
+    return False
+
+
+@lru_cache(maxsize=8192)
+def _initials(text: str) -> tuple[tuple[str, ...], str]:
+    """The text's lower-case words (hyphenated parts apart) and their initials as one string."""
+    words = tuple(w.lower() for w in re.findall(r"[A-Za-z]+", text))
+    return words, "".join(w[0] for w in words)
 
 
 # Words that count whatever units a collection holds: an abstract says "1.6M image-text data" where a question asks
@@ -513,7 +646,7 @@ def counts_in(text: str, required: frozenset[str]) -> bool:
     return required <= frozenset().union(*(w.stems for w in _count_words(text)))
 
 
-_COUNT_TOKEN = re.compile(r"\d[\d,.]*[+KMB]?|[A-Za-z]+(?:-[A-Za-z]+)*", re.IGNORECASE)
+_COUNT_TOKEN = re.compile(r"\d[\d,.]*[+KMB]?(?![D\d]\b)|[A-Za-z]+(?:-[A-Za-z]+)*", re.IGNORECASE)  # not "2D"
 COUNT_WINDOW = 3  # words a count may stand before the thing counted: "19 commonly used benchmarks"
 # Words between a count and the thing counted that are not part of its description: a unit, a comparison, a function
 # word ("330x fewer Multiply-Accumulate (MAC) operations", "25 times fewer number of parameters")

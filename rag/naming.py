@@ -19,6 +19,9 @@ _INTRODUCED = re.compile(
 # Plural acronyms ("SSMs", "LVLMs") name a family of models, not the paper's method.
 _PLURAL_ACRONYM = re.compile(r"[A-Z]s$")
 _NAMED = re.compile(r"\b(?:named|dubbed|called|termed|coined)\s+([A-Z][\w\-.]*[A-Z0-9][\w\-.]*)")
+# ... the first word of a longer name that the abstract abbreviates ("called Parameter-Inverted Image Pyramid Networks
+# (PIIP)"): the acronym names the paper, not that word
+_LONGER_NAME = re.compile(r"\s+(?:[A-Z][\w\-]*\s+){0,4}[A-Z][\w\-]*\s*\(")
 # "we design a family of ResNet architectures, ResNet-RS, which …": a name set off after what the paper designs
 _APPOSITIVE = re.compile(
     r"\b(?:[Ww]e|[Oo]ur)\b[^.]{0,80}?\b(?:architectures?|models?|networks?|famil(?:y|ies)|methods?|frameworks?),\s+"
@@ -102,6 +105,8 @@ def _introduced_name(paper: Paper) -> str:
     for pattern in (_NAMED, _INTRODUCED, _APPOSITIVE):
         found = pattern.search(paper.abstract)
         name = found.group(1).rstrip(".") if found else ""
+        if found and _LONGER_NAME.match(paper.abstract, found.end(1)):
+            continue
         if name and not name.rsplit("-", 1)[-1][:1].islower() and not _PLURAL_ACRONYM.search(name):
             return name
     return ""

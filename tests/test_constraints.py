@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.constraints import excluded_papers, meets, parse
+from rag.constraints import excluded_papers, meets, parse, releases_code
 from rag.loaders import DEFAULT_CORPUS, load_papers
 from rag.types import Paper
 
@@ -106,10 +106,21 @@ def test_a_topic_exclusion_leaves_out_the_papers_about_it(digest: list[Paper]) -
                                by_topic=False)  # fmt: skip
 
 
-def test_wanting_code_keeps_papers_that_link_code(digest: list[Paper]) -> None:
+def test_wanting_code_keeps_papers_that_release_code(digest: list[Paper]) -> None:
     c = parse("Which papers on state space models release code?")
     assert c.wants_code
     with_code = next(p for p in digest if p.code_urls)
-    without = next(p for p in digest if not p.code_urls)
+    without = next(p for p in digest if not releases_code(p))
     assert meets(c, with_code, set()) and not meets(c, without, set())
     assert not meets(c, with_code, {with_code.id})
+
+
+def test_an_abstract_that_says_its_code_is_out_releases_code() -> None:
+    """A link, or a sentence saying the code is available or released, whether or not the link was kept."""
+    said = Paper(id="a", title="A", abstract="We propose A. Codes and trained models are available online.")
+    implemented = Paper(id="b", title="B", abstract="An open source implementation of B is available through X.")
+    linked = Paper(id="c", title="C", abstract="We propose C.", code_urls=("https://github.com/x/c",))
+    silent = Paper(id="d", title="D", abstract="We propose D. Models are trained on public data.")
+    assert all(releases_code(p) for p in (said, implemented, linked)) and not releases_code(silent)
+    wants = parse("Which papers release code?")
+    assert meets(wants, said, set()) and not meets(wants, silent, set())

@@ -75,6 +75,12 @@ ABSTAINED = [
         # "the multimodal version" is a version of the paper at hand
         ("What did the multimodal version get on TextVQA?", ONE_CITED, ("mx",),
          "What did MaxViT get on TextVQA?"),
+        # "explain how …" opens a clause, not a subject of the question's own: its pronoun points back
+        ("Explain how they train it.", ONE_CITED, ("mx",), "Explain how they train MaxViT."),
+        # a measure asked with no verb and no subject of its own
+        ("How much faster at inference?", ONE_CITED, ("mx",), "MaxViT: How much faster at inference?"),
+        # "the two" as the subject of a verb: the papers at hand
+        ("How do the two differ in focus?", TWO_CITED, ("cb", "mx"), "How do CBNet and MaxViT differ in focus?"),
     ],
 )
 def test_follow_ups_resolve_to_the_cited_papers(question, history, papers, standalone) -> None:
@@ -130,12 +136,27 @@ def test_follow_ups_resolve_to_the_cited_papers(question, history, papers, stand
         ("Among the super-resolution papers, which ones do not point to any code release?", TWO_CITED),
         # "the first paper to…" describes a paper; it is no position in the previous answer
         ("What is the first paper to scale the VQGAN codebook to 100,000?", TWO_CITED),
+        # a measure with a verb, or papers of its own, or "the two" before a noun of the question's own
+        ("How much faster does the hypercomplex network run?", ONE_CITED),
+        ("How many papers study data pruning?", ONE_CITED),
+        ("What are the two stages of the training recipe?", TWO_CITED),
     ],
 )
 def test_self_contained_questions_are_searched_as_typed(question, history) -> None:
     turn = resolve(question, history, lookup)
     assert not turn.follow_up
     assert turn.standalone == question and turn.papers == ()
+
+
+def test_the_one_with_code_is_the_paper_whose_abstract_says_its_code_is_out() -> None:
+    """No link in the collection, but "Codes and trained models are available online": that paper has code."""
+    said = Paper(id="dd", title="DDRNet: Dual-resolution Networks", abstract="We propose DDRNet. Codes and trained "
+                 "models are available online.")  # fmt: skip
+    papers = {**PAPERS, "dd": said}
+    history = [Message(role="user", content="Which segmentation networks are there?"),
+               Message(role="assistant", content="MaxViT [1]. DDRNet [2].", papers=("mx", "dd"))]  # fmt: skip
+    turn = resolve("Summarise the one with code.", history, lambda ids: [papers[i] for i in ids if i in papers])
+    assert turn.papers == ("dd",)
 
 
 def test_without_history_nothing_is_a_follow_up() -> None:

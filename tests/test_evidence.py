@@ -13,8 +13,10 @@ from rag.evidence import (
     QueryType,
     alternatives,
     counted_nouns,
+    counts,
     covers,
     exact_terms,
+    given_numbers,
     load_model,
     mentioned,
     query_type,
@@ -229,7 +231,7 @@ def test_logistic_fit_recovers_the_informative_feature() -> None:
         ("Which state-space (Mamba) vision backbones are evaluated on ImageNet?", QueryType.LIST),
         ("Which transformer designs share parameters across depth?", QueryType.LIST),
         ("What does Efficiently Robustify Pre-trained Models propose?", QueryType.SUMMARY),
-        ("What do the deep dual-resolution networks for road scenes do?", QueryType.FACTOID),
+        ("What do the deep dual-resolution networks for road scenes do?", QueryType.SUMMARY),  # what it does as a whole
         ("What kinds of models do the methods it is compared with deploy?", QueryType.FACTOID),
     ],
 )
@@ -325,6 +327,73 @@ def test_a_unit_the_question_names_must_be_the_answers() -> None:
     assert states_unit("How fast does it run?", "It runs at 75.2 FPS.")
     assert states_unit("How fast does it run?", "It is 1.7x faster than EfficientNets.")
     assert wants_quantity("What resolutions do the images of the new dataset reach?")
+
+
+def test_a_factor_may_be_spelled_and_a_collections_size_is_what_it_holds() -> None:
+    from rag.evidence import _unit_match, states_unit
+
+    assert states_unit("How fast does it render?", "It renders three orders of magnitude faster.")
+    assert states_unit("How fast is it?", "It is three times faster than the baseline.")
+    assert _unit_match("How big is the new dataset?", "It contains 5,470 high-resolution images.")
+    assert not _unit_match("How big is the new dataset?", "It reaches 86.5% accuracy.")
+
+
+def test_an_acronym_is_mentioned_by_the_words_it_abbreviates() -> None:
+    text = "We find that convolutional neural networks still win; a mixture of experts helps vision-language models."
+    assert mentioned(text, ["CNNs"]) == 1 and mentioned(text, ["MoE"]) == 1 and mentioned(text, ["VLM"]) == 1
+    assert mentioned(text, ["GAN"]) == 0
+    assert mentioned("the results are precise", ["AP"]) == 0  # two letters match too many word runs by chance
+    assert mentioned("we compete in the arena", ["ITA"]) == 0  # a run may not start on a function word
+    assert mentioned("we improve image text alignment", ["ITA"]) == 1
+
+
+def test_a_bound_on_a_number_needs_a_number_within_it() -> None:
+    from rag.evidence import Bound, bounds, within_bounds
+
+    assert bounds("Which networks report 86% or more top-1?") == [Bound(86.0, False, "%")]
+    assert bounds("Which generators report an FID below 2 at 256×256?") == [Bound(2.0, True, "")]
+    assert bounds("Which ones report gains of less than 2x?") == [Bound(2.0, True, "x")]
+    assert bounds("Which give a parameter count below 40M?") == [Bound(40.0, True, "m")]
+    assert within_bounds(["It reaches 86.5% top-1."], "Which report 86% or more top-1?")
+    assert not within_bounds(["It reaches 85.9% top-1 with 1,000 classes."], "Which report 86% or more top-1?")
+    fid = "Which generators report an FID below 2 on ImageNet 256×256?"
+    assert within_bounds(["Our largest model registers 1.78 FID on ImageNet 256×256."], fid)
+    assert not within_bounds(["It sets an FID of 3.02 at 512×512 from a 256×256 checkpoint."], fid)
+    ap = "Which papers report COCO detection above 50 AP?"
+    assert within_bounds(["It reaches 54.3 AP on COCO."], ap) and within_bounds(["a box AP of 56.4%"], ap)
+    assert not within_bounds(["It reaches 47.3 AP on COCO with 1000 queries and more."], ap)  # 1000 is no AP
+    assert not within_bounds(["It handles 672x1088 images."], "Which are more than 2x faster?")  # a size, no factor
+    assert within_bounds([], "Which papers study pruning?")  # no bound, nothing to meet
+
+
+def test_a_flat_error_count_gives_the_most_cautious_threshold() -> None:
+    from evals.fit_evidence import _best_threshold
+
+    # one error for any threshold in (0.3, 0.5] (a wrong answer) or in (0.8, 0.9] (an abstention, within the bound):
+    # the higher range wins, away from its edges (an invented answer is worse than an abstention)
+    scores = [0.3, 0.8, 0.5, 0.9, 0.95, 0.99]
+    labels = [False, False, True, True, True, True]
+    assert 0.8 < _best_threshold(scores, labels, max_false_negative=0.25) < 0.9
+    assert _best_threshold(scores, labels, max_false_negative=0.0) <= 0.5  # no abstention allowed: the lower range
+
+
+def test_a_number_for_another_variant_does_not_answer() -> None:
+    from rag.evidence import same_variant, variants
+
+    assert variants("What top-1 does the base-sized GroupMamba model get?") == {"base"}
+    assert variants("What FPS does the full-size DDRNet-23 (not the slim version) reach?") == {"full"}
+    assert variants("On one GPU, DDRNet-23-slim yields 77.4% mIoU at 102 FPS.") == {"slim"}
+    assert variants("What accuracy do large-scale vision models reach?") == set()  # a scale, no variant
+    pro = "What FPS does the high-performance Pro model reach?"
+    assert not same_variant(pro, "The Edge model, optimized with TensorRT, reaches 75.2 FPS.")
+    assert same_variant(pro, "The Pro model attains 54.3 AP and runs at 20 FPS.")
+    assert same_variant(pro, "It runs at 20 FPS.")  # a sentence naming no variant may still answer
+
+
+def test_a_dimension_is_no_number() -> None:
+    assert not counts("We apply SAM to medical 2D images and 3D volumes.", frozenset({"imag"}))
+    assert counts("We curate 4.6M images and 19.7M masks.", frozenset({"imag"}))
+    assert given_numbers("How many 2D images does it hold?") == frozenset()
 
 
 def test_a_range_is_its_two_ends() -> None:

@@ -217,6 +217,9 @@ def test_short_names() -> None:
     piip = paper("Parameter-Inverted Image Pyramid Networks",
                  "We propose a novel network known as Parameter-Inverted Image Pyramid Networks (PIIP).")  # fmt: skip
     assert short_name(piip) == "PIIP"
+    called = paper("Parameter-Inverted Image Pyramid Networks for Visual Perception",
+                   "We propose an architecture, called Parameter-Inverted Image Pyramid Networks (PIIP).")  # fmt: skip
+    assert short_name(called) == "PIIP"  # not the first word of the name the acronym abbreviates
     assert short_name(paper("Go Wider Instead of Deeper", "Our framework, named WideNet, is wide.")) == "WideNet"
     assert short_name(paper("A Study of Things", "Convolutional networks (CNNs) are used.")) == "A Study of Things"
     # an acronym defined in a passive proposal ("… network (IARN) is proposed")
@@ -357,3 +360,37 @@ def test_how_many_of_them_lists_the_papers_at_hand_that_do(assistant: Assistant,
     got = {c.paper.id for c in follow.citations}
     want = {pid for pid, p in cited.items() if "ade20k" in p.abstract.lower()}
     assert len(want) >= 2 and got == want
+
+
+def test_a_follow_up_about_each_cited_paper_answers_for_each(assistant: Assistant) -> None:
+    """"What do they each get on COCO?" after an answer citing two papers: each paper's own sentence, each cited (the
+    best paper alone used to answer)."""
+    papers = {p.title.split(":")[0]: p for p in assistant.papers()}
+    cited = (papers["MaxViT"], papers["CBNet"])
+    history = [
+        Message(role="user", content="Which backbones report detection results?"),
+        Message(role="assistant", content="MaxViT [1]. CBNet [2].", papers=tuple(p.id for p in cited)),
+    ]
+    follow = assistant.ask("What do they each get on COCO?", history)
+    assert follow.follow_up and not follow.abstained
+    assert "59.4% box AP" in follow.text and "MaxViT" in follow.text
+    assert {c.paper.id for c in follow.citations} == {p.id for p in cited}
+
+
+def test_what_does_x_do_is_a_summary() -> None:
+    assert query_type("What does ATOMMIC do?") is QueryType.SUMMARY
+    assert query_type("What does it do to reduce memory?") is QueryType.FACTOID
+
+
+def test_a_number_for_another_setting_is_a_near_miss(tmp_path: Path) -> None:
+    """The question states its setting in numbers ("the 1.5B model"): a number stated for another setting ("our
+    largest model") does not answer it, while the same question without that setting is answered."""
+    a = Assistant.load(data_dir=tmp_path, llm="extractive", collection="settings")
+    paper = Paper(id="gen", title="VARgen: Scalable Autoregressive Image Generation",
+                  abstract="We propose VARgen, an autoregressive image generator that predicts scales in turn. Our "
+                           "largest model registers 1.78 FID on ImageNet 256×256. We train models from 300M to 1.5B "
+                           "parameters on 8 GPUs.")  # fmt: skip
+    a.index.sync([paper], progress=False)
+    assert a.ask("What FID does the 1.5B VARgen model register on ImageNet 256×256?").abstained
+    answered = a.ask("What FID does the largest VARgen model register on ImageNet 256×256?")
+    assert not answered.abstained and "1.78 FID" in answered.text
