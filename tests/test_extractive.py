@@ -394,3 +394,18 @@ def test_a_number_for_another_setting_is_a_near_miss(tmp_path: Path) -> None:
     assert a.ask("What FID does the 1.5B VARgen model register on ImageNet 256×256?").abstained
     answered = a.ask("What FID does the largest VARgen model register on ImageNet 256×256?")
     assert not answered.abstained and "1.78 FID" in answered.text
+
+
+def test_which_of_them_is_about_x_picks_from_the_papers_at_hand(assistant: Assistant) -> None:
+    """"Which of these is about …?" after three cited papers: the one the list model keeps, not all three."""
+    papers = {p.title.split(":")[0]: p for p in assistant.papers()}
+    cited = (papers["MaxViT"], papers["ZeRO-Infinity"], papers["CBNet"])
+    history = [
+        Message(role="user", content="Which papers scale models up?"),
+        Message(role="assistant", content="MaxViT [1]. ZeRO-Infinity [2]. CBNet [3].",
+                papers=tuple(p.id for p in cited)),
+    ]
+    question = "Which of these is about training huge models by offloading to CPU and NVMe memory?"
+    follow = assistant.ask(question, history)
+    assert follow.follow_up and not follow.abstained
+    assert [c.paper.id for c in follow.citations] == [papers["ZeRO-Infinity"].id]
