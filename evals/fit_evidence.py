@@ -31,7 +31,7 @@ import numpy as np
 from tqdm import tqdm
 
 from evals.gold_schema import DEV_SPLIT, GoldItem, load_gold
-from evals.metrics import contains
+from evals.metrics import citation_precision_recall, contains, must_include_recall
 from rag.assistant import Assistant
 from rag.compose import Composition, compose, quantity_sentences
 from rag.evidence import (
@@ -206,15 +206,15 @@ def _quantity_threshold(samples: Sequence[Sample], answer: float) -> float:
 
 def _answer_value(sample: Sample, composed: Composition) -> float:
     """How much of an answerable item an extractive answer gets right: the share of must_include strings it holds
-    times the share of its cited papers that are gold papers (a list naming half its papers is worth half)."""
+    times the share of its cited papers that are gold papers (a list naming half its papers is worth half); 0 for an
+    unanswerable item, whose value is its abstention."""
     assert sample.evidence is not None
-    if not composed.text:
+    if not composed.text or not sample.item.answerable:
         return 0.0
-    gold = {normalize_title(t) for t in sample.item.gold_titles}
-    cited = [normalize_title(p.hit.paper.title) for p in sample.evidence.papers if p.number in composed.papers]
-    must = sample.item.must_include
-    recall = sum(contains(composed.text, m) for m in must) / len(must) if must else 1.0
-    return recall * (sum(c in gold for c in cited) / len(cited) if cited else 1.0)
+    cited = [p.hit.paper.title for p in sample.evidence.papers if p.number in composed.papers]
+    precision, _ = citation_precision_recall(cited, sample.item.gold_titles)
+    recall = must_include_recall(composed.text, sample.item.must_include)
+    return (1.0 if recall is None else recall) * (1.0 if precision is None else precision)
 
 
 def _gate_threshold(samples: Sequence[Sample], model: EvidenceModel) -> float:
@@ -279,12 +279,10 @@ def smoothed_rows(scores: np.ndarray, window: int) -> np.ndarray:
 def _list_score(sample: Sample, model: EvidenceModel) -> float:
     """A list answer's F-score, precision weighted by LIST_BETA (0 when it lists none of the gold papers)."""
     assert sample.evidence is not None
-    gold = {normalize_title(x) for x in sample.item.gold_titles}
-    chosen = {normalize_title(p.hit.paper.title) for p in sample.evidence.listed(model)}
-    tp = len(chosen & gold)
-    if not tp:
+    listed = [p.hit.paper.title for p in sample.evidence.listed(model)]
+    precision, recall = citation_precision_recall(listed, sample.item.gold_titles)
+    if not precision or not recall:
         return 0.0
-    precision, recall = tp / len(chosen), tp / len(gold)
     beta2 = LIST_BETA**2
     return (1 + beta2) * precision * recall / (beta2 * precision + recall)
 

@@ -21,13 +21,13 @@ from rag.evidence import (
     PaperEvidence,
     QueryType,
     ScoredSentence,
-    alternatives,
     asked_measures,
     chooses_among,
     counted_nouns,
     counts,
     covers,
     mentioned,
+    requirements,
     same_variant,
     states_measure,
     states_unit,
@@ -150,8 +150,7 @@ def quantity_sentences(evidence: Evidence, paper: PaperEvidence) -> list[ScoredS
     """
     question = unreferenced(evidence.question, evidence.references)
     measures, counted = asked_measures(question), counted_nouns(question)
-    conditions = [t for t in evidence.exact if any(c.isdigit() for c in t)]
-    optional = alternatives(question, conditions)
+    conditions, optional = requirements(question, [t for t in evidence.exact if any(c.isdigit() for c in t)])
     # the paper's own claims describe the paper, not the setting of one number: they hold a condition for every number,
     # and so does the sentence before ("On ImageNet-1K, … . Using 0.46 times the parameters, …")
     claims = " ".join([paper.hit.paper.title, *(s.text for s in paper.sentences if s.contribution or s.index == 0)])

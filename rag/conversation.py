@@ -113,7 +113,8 @@ _QUESTION_START = re.compile(
     r"(?:which|what|how|who|why|where|when|is|are|does|do|did|can|could|has|have)\b(?!\s+about\b)", re.IGNORECASE
 )
 _OWN_NOUN = re.compile(rf"{_SUBJECT_START}{_NOUN}s?\b", re.IGNORECASE)  # either number: "Which papers prune its UNet"
-_AUXILIARY_BEFORE = re.compile(r"\b(?:do|does|did|are|were|is|was|have|has|had|can|could|will|would|should)\s+$", re.I)
+_AUXILIARIES = r"do|does|did|are|were|is|was|have|has|had|can|could|will|would|should"
+_AUXILIARY_BEFORE = re.compile(rf"\b(?:{_AUXILIARIES})\s+$", re.I)
 
 
 # "And GroupMamba?", "What about Vision Mamba?", "Same question for UniRepLKNet.": the previous question about
@@ -227,10 +228,7 @@ def _whole_question(question: str) -> bool:
 # "How much faster at inference?", "How many parameters in total?": a measure asked with no verb and no subject of its
 # own is about the papers at hand (a question with a verb, a name or papers of its own stands alone)
 _MEASURE_FRAGMENT = re.compile(r"^\W*(?:and\s+)?how\s+(?:much|many|fast|large|big|long|well|accurate)\b", re.IGNORECASE)
-_FINITE_VERB = re.compile(
-    r"\b(?:is|are|was|were|be|been|do|does|did|has|have|had|can|could|will|would|should|may|might|must)\b|'s\b",
-    re.IGNORECASE,
-)
+_FINITE_VERB = re.compile(rf"\b(?:{_AUXILIARIES}|be|been|may|might|must)\b|'s\b", re.IGNORECASE)
 _PAPERS = re.compile(rf"\b{_NOUN}s\b", re.IGNORECASE)
 MAX_FRAGMENT_WORDS = 8
 

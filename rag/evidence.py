@@ -158,8 +158,6 @@ _THRESHOLD = re.compile(
 _UPPER_BOUNDS = frozenset({"less", "lower", "fewer", "below", "smaller", "under", "up to", "at most", "less than",
                            "fewer than", "lower than", "smaller than"})  # fmt: skip
 _UNIT_SPELLINGS = {"percent": "%", "×": "x", "times": "x", "thousand": "k", "million": "m", "billion": "b"}
-# A number with the unit written after it ("86.5%", "2.8×", "40M", "1.4 billion"); not part of a name ("ImageNet-1K")
-_NUMBER_WITH_UNIT = re.compile(rf"(?<![\w.,\-])(\d+(?:[.,]\d+)*)\s*({_BOUND_UNIT})?", re.IGNORECASE)
 # Named measures: a question asking for one ("What Dice score…", "What box AP…") is answered only by a sentence
 # stating that measure, not by another number of the same paper (a near miss: the abstract reports something else)
 _MEASURE = re.compile(
@@ -256,6 +254,8 @@ _HOW_MANY = re.compile(
 _UNIT_COUNTS = frozenset({"times", "fold", "percent", "percentage", "point", "points", "db", "decibels"})
 # A number that measures something ("86.5%", "25", "2.8×"), not part of a name ("ImageNet-V2", "Kinetics-400").
 _QUANTITY_NUMBER = re.compile(r"(?<![\w.,\-])\d+(?:[.,]\d+)*(?!D\b)")  # nor a dimension ("2D images", "3D")
+# ... with the unit written after it ("86.5%", "2.8×", "40M", "1.4 billion")
+_NUMBER_WITH_UNIT = re.compile(rf"({_QUANTITY_NUMBER.pattern})\s*({_BOUND_UNIT})?", re.IGNORECASE)
 # (what a question asks for, how a sentence writes that kind of number): a '%' for an accuracy, '×' for a speed-up
 _UNITS = (
     (re.compile(r"\b(accuracy|percent|share|fraction|proportion|rate|top-?1|(?-i:AP|mAP)|miou|improv\w*|gain\w*|"
@@ -535,6 +535,13 @@ def option_coverage(
         if any(side <= terms for side in sides):
             covered |= frozenset().union(*sides)
     return len(q_terms & covered) / len(q_terms)
+
+
+def requirements(question: str, terms: Sequence[str]) -> tuple[list[str], set[str]]:
+    """Which of the question's exact terms a text must hold (`covers`): the terms it needs, and among them the
+    alternatives of which one will do; a term given beside a plain alternative ("via attention or MLPs") is neither."""
+    free = open_alternatives(question, terms)
+    return [t for t in terms if t not in free], alternatives(question, terms) - free
 
 
 def covers(text: str, terms: Sequence[str], optional: set[str]) -> bool:
@@ -918,9 +925,7 @@ def score(
     q_terms = key_terms(plain)
     groups = option_groups(plain)
     exact = exact_terms(asked, hits, references)
-    free = open_alternatives(asked, exact)
-    optional = alternatives(asked, exact) - free
-    needed = [t for t in exact if t not in free]  # what a paper must hold: `covers`
+    needed, optional = requirements(asked, exact)  # what a paper must hold: `covers`
     counted = counted_nouns(bare)
     given = given_numbers(bare)
     cos_all = [ps.sentence_vectors @ (q_plain if named[n] else q) for n, ps in enumerate(papers)]
