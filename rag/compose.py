@@ -39,6 +39,7 @@ from rag.text import DANGLING
 
 # At most this many papers in a list, sentences in a summary, sentences in a factoid answer.
 MAX_LISTED = 6
+LIST_ENTRY_SENTENCES = 2  # a listed paper's: what it proposes and why it is listed
 SUMMARY_SENTENCES = 4
 FACTOID_SENTENCES = 2
 # A second factoid sentence is quoted only when it is nearly as likely to answer as the first.
@@ -228,8 +229,9 @@ def compose(evidence: Evidence, model: EvidenceModel) -> Composition:
         sentences = list({s.index: s for s in contribution + top}.values())
         return Composition(cite(best, sentences), kind, (best.number,))
     if len(named) > 1 and len(evidence.references) > 1:
-        # a follow-up about several cited papers ("how many masks do they each have?"): each paper's own answer
-        answers = [(p, _factoid(evidence, p, model)) for p in named]
+        # a follow-up about several cited papers ("how many masks do they each have?"): each paper's own answer, from
+        # those that mention what is asked about ("do any of them report VTAB-1k?")
+        answers = [(p, _factoid(evidence, p, model)) for p in named if p.covers_exact and p.covers_counted]
         answers = [(p, sentences) for p, sentences in answers if sentences]
         text = "\n".join(cite(p, sentences) for p, sentences in answers)
         return Composition(text, kind, tuple(p.number for p, _ in answers))
@@ -240,11 +242,15 @@ def compose(evidence: Evidence, model: EvidenceModel) -> Composition:
 
 
 def _list_sentences(evidence: Evidence, paper: PaperEvidence) -> list[ScoredSentence]:
-    """A listed paper's one best sentence (its best with a number when the question asks for a quantity), the one
-    that shows it meets the question's exact terms ("DeiT", "RetinaNet") when one does."""
+    """A listed paper's entry: what it proposes (its first contribution sentence) and why it is listed, its best
+    sentence (its best with a number when the question asks for a quantity, the one that shows it meets the question's
+    exact terms, "DeiT", "RetinaNet", when one does); its best two when the best is what it proposes."""
     candidates = _contentful(paper, evidence.question)
     if evidence.quantity:
         candidates = [s for s in candidates if s.has_number] or candidates
     if evidence.exact:  # stable: best first within ties
         candidates = sorted(candidates, key=lambda s: -mentioned(s.text, evidence.exact))
-    return candidates[:1]
+    claim = next((s for s in sorted(paper.sentences, key=lambda s: s.index) if s.contribution), None)
+    if claim is None or not candidates or claim.index == candidates[0].index:
+        return candidates[:LIST_ENTRY_SENTENCES]
+    return [claim, candidates[0]]

@@ -23,9 +23,15 @@ _EXCLUDING = re.compile(
     r"leaving aside|setting aside|rather than|instead of|as opposed to|unlike)\s+",
     re.IGNORECASE,
 )
+# "release code", "provide a code link", "have a GitHub repository", "code is available", "open-sourced code" (not
+# "include code generation")
 _WANTS_CODE = re.compile(
-    r"\b(?:release[sd]?|releasing|share[sd]?|provide[sd]?|publish(?:es|ed)?|open-source[sd]?|with|have|has)\s+"
-    r"(?:their |its |the |public |open-source |available )*code\b|\bcode (?:is |are )?(?:available|released|public)\b",
+    r"\b(?:release[sd]?|releasing|share[sd]?|provide[sd]?|providing|publish(?:es|ed)?|open-source[sd]?|offer[sd]?|"
+    r"include[sd]?|host(?:s|ed)?|with|have|has|link(?:s|ed)?(?:\s+to)?|point(?:s|ed)?\s+to)\s+"
+    r"(?:(?:both\s+)?(?:(?:their|its)\s+)?(?:data|datasets?|models?|weights)\s+(?:and|as well as)\s+)?"  # "… and"
+    r"(?:their |its |the |a |an |any |some |public |publicly |open-source[sd]? |available |released )*"
+    r"(?:(?:source )?code|code-?base|github)\b(?!\s+(?:generation|completion|synthesis|models?|llms?|search))|"
+    r"\bcode (?:is |are )?(?:available|released|public)\b|\b(?:public|open-source[sd]?|available|released) code\b",
     re.IGNORECASE,
 )
 # An abstract that says its code is out ("Codes and trained models are available online", "An open source

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from rag.constraints import releases_code
 from rag.naming import aliases, short_name
 from rag.prompts import Prompts, format_history
-from rag.text import key_terms
+from rag.text import KEY_TERM_STOPWORDS, key_terms
 from rag.types import Message, Paper, Record
 
 if TYPE_CHECKING:
@@ -46,7 +46,12 @@ _WITH_CODE = re.compile(
     re.I,
 )
 # "Which one…", "which of them…", "which of these papers…": a choice among the papers just cited.
-_WHICH_OF = re.compile(rf"\bwhich\s+(?:one|ones|of\s+(?:them|these|those|the\s+(?:two|three|{_NOUN}s)))\b", re.I)
+# ("which of the papers in the collection …" chooses from the whole collection)
+_WHICH_OF = re.compile(
+    rf"\bwhich\s+(?:one|ones|of\s+(?:them|these|those|the\s+(?:two|three|{_NOUN}s)))\b"
+    r"(?!\s+(?:(?:in|from|of)\s+(?:the|this|your)\s+(?:collection|corpus|library|index)|here)\b)",
+    re.I,
+)
 _DEMONSTRATIVE = re.compile(
     rf"\b(?:that|this|the\s+same|the\s+above|said)\s+{_NOUN}\b|"
     # "the multimodal version", "the larger variant": of the paper at hand, unless the question says of what
@@ -55,10 +60,24 @@ _DEMONSTRATIVE = re.compile(
 )
 _PLURAL_DEMONSTRATIVE = re.compile(
     rf"\b(?:these|those|both|the\s+(?:two|three|above))\s+(?:{_NOUN}s|ones)\b|"
+    rf"\bthe\s+(?:{_NOUN}s|ones)\s+(?:above|(?:you\s+(?:just\s+)?|just\s+)(?:cited|listed|mentioned|named))\b|"
+    # "Do any of those use …", "each of these": a part of the papers at hand (not "any of these datasets: …")
+    r"\b(?:any|some|all|each|none|either|neither|both|one|many|most|few|several)\s+of\s+(?:these|those)\b"
+    r"(?![\w\s-]{0,30}:)|"
+    # "How do these compare on COCO?", "Compare those.": the pronoun alone, as the subject of a verb or at the end
+    r"\b(?:these|those)\b(?=\s*(?:[?.,!]|$|\s+(?:do|does|did|are|were|have|has|compare\w*|differ\w*|use|report\w*|"
+    r"need|get|achieve|reach|run|release\w*)\b))|"
+    # "the bigger one": one of the papers at hand, by comparison (not "the newer one in the collection")
+    r"\bthe\s+(?!other\b)[a-z]+er\s+one\b(?!\s+(?:in|of|among|from|that|which|who)\b)|"
     # "How do the two differ?", "which of the three is faster": the papers at hand, as the subject of a verb
     r"\bthe\s+(?:two|three)\b(?=\s*(?:[?.,!]|$|\s+(?:of\s+(?:them|these|those)|differ\w*|compare\w*|do|does|did|are|"
     r"were|have|has|use|report\w*|need|get|achieve|reach)\b))",
     re.I,
+)
+# "the other one", "the other paper": a cited paper the conversation has not just been about (not "the other model in
+# the tracking paper")
+_OTHER = re.compile(
+    rf"\bthe\s+other\s+(?:one|{_NOUN})\b(?!\s+(?:in|of|among|from|that|which|who)\b)|\bthe\s+other(?=\W*$)", re.I
 )
 _PRONOUN = re.compile(r"\b(it|its|itself)\b", re.IGNORECASE)
 # ("both" of "both X and Y" coordinates, it points at nothing)
@@ -85,16 +104,20 @@ _DEFINITION = re.compile(
 # "Summarise the grouped state-space model and what it improves": the pronoun points back inside the question.
 _OWN_SUBJECT = re.compile(
     r"\b(?:is|are|was|were|does|do|did|about|describe|summari[sz]e|explain)\s+(?:the\s+|a\s+|an\s+)?"
-    # ... not a clause ("explain how it works": "how" is no subject)
-    rf"(?!(?:how|what|why|which|where|when|whether|if)\b)(?P<described>{_NAME_PATTERN})|"
+    # ... not a clause ("explain how it works": "how" is no subject) nor a function word ("Do any of them …"): the
+    # name pattern reads case-blind
+    rf"(?!(?:whether|if|{'|'.join(sorted(KEY_TERM_STOPWORDS))})(?![\w-]))(?P<described>{_NAME_PATTERN})|"
     # ... after "of", only a name for "it": "the accuracy of GroupMamba and its …", not "a limitation of earlier
     # models does it …" (a plural pronoun may take any "of" phrase: `_OF_PHRASE`)
     rf"\bof\s+(?:the\s+)?(?-i:{_NAME_PATTERN})|"
     r"^\s*(?:(?:in|on|for|of|from|among)\s+)?(?:what|how|why|which|who|is|are|does|do|did|can|has|have)\b[^?]{12,}\band\b|"
-    # an indefinite subject introduces a new referent: "Is there a paper on X? What does it report?"
-    rf"\b(?:a|an|any|some)\s+(?:[\w-]+\s+){{0,3}}?{_NOUN}s?\b|"
-    # ... and so does a paper the question describes ("In the paper that benchmarks curation, what did they build?")
-    rf"\bthe\s+(?:[\w-]+\s+){{0,3}}?{_NOUN}s?\s+(?:that|which|who|whose)\b",
+    # an indefinite subject introduces a new referent: "Is there a paper on X? What does it report?", "Give me two
+    # papers on X and their speed-ups" (not "the two papers")
+    rf"(?<!the )\b(?:a|an|any|some|two|three|four|five|several|\d+)\s+(?:[\w-]+\s+){{0,3}}?{_NOUN}s?\b|"
+    # ... and so does a paper the question describes ("In the paper that benchmarks curation, what did they build?",
+    # "the paper on fractal pre-training … its images") or names ("In the DeepSpeed paper, what do they claim?")
+    rf"\bthe\s+(?:[\w-]+\s+){{0,3}}?{_NOUN}s?\s+(?:that|which|who|whose|on|about|behind|introducing|proposing)\b|"
+    rf"\bthe\s+(?-i:{_NAME_PATTERN})\s+{_NOUN}\b",
     re.IGNORECASE,
 )
 # "what share of them held", after "claims from … papers": the plural's own antecedent
@@ -143,11 +166,13 @@ class Turn(Record):
 
 @dataclass(frozen=True)
 class _Reference:
-    """What a follow-up refers to: cited positions (0-based, -1 = last), all cited papers, or those with code."""
+    """What a follow-up refers to: cited positions (0-based, -1 = last), all cited papers, those with code, or the
+    other one."""
 
     positions: tuple[int, ...] = ()
     everything: bool = False
     with_code: bool = False
+    other: bool = False
 
 
 def last_cited(history: Sequence[Message]) -> tuple[str, ...]:
@@ -190,6 +215,8 @@ def reference(question: str) -> _Reference | None:
         positions.append(int(match.group(1) or match.group(2)) - 1)
     if positions:
         return _Reference(positions=tuple(dict.fromkeys(positions)))
+    if _OTHER.search(question):
+        return _Reference(other=True)
     if _PLURAL_DEMONSTRATIVE.search(question) or (_WHICH_OF.search(question) and not _OWN_SET.search(question)):
         return _Reference(everything=True)
     match = _DEMONSTRATIVE.search(question)
@@ -272,21 +299,78 @@ def resolve(question: str, history: Sequence[Message], lookup: Any = None, named
         names = list(dict.fromkeys(_NAME.findall(previous)))
         standalone = _substitute(text, names[:1] or [], ref) if names else text
         return Turn(question=text, standalone=standalone, follow_up=standalone != text)
-    papers: list[Paper] = list(lookup(cited)) if lookup else []
+    other = _other(history, cited) if ref.other else []
+    # "the second one" after an answer about one paper: of the latest answer that cited that many
+    listing = _citing(history, max(ref.positions) + 1) if ref.positions else cited
+    papers: list[Paper] = list(lookup(list(dict.fromkeys([*cited, *other, *listing])))) if lookup else []
     by_id = {p.id: p for p in papers}
     if ref.with_code:
         chosen = [pid for pid in cited if by_id.get(pid) is not None and releases_code(by_id[pid])] or list(cited)
     elif ref.everything:
         chosen = list(cited)
+    elif ref.other:
+        chosen = other
     else:
-        chosen = [cited[p] for p in ref.positions if -len(cited) <= p < len(cited)] or list(cited[:1])
+        chosen = [listing[p] for p in ref.positions if -len(listing) <= p < len(listing)] or list(cited[:1])
     # "which one has code?" chooses among all the cited papers: the rewrite names them all, the search keeps the choice
     named = cited if _WHICH_OF.search(text) else chosen
     names = [short_name(by_id[pid]) for pid in named if pid in by_id]
     standalone = _substitute(text, names, ref) if names else _LEAD.sub("", text)
+    if names and _bare_reference(text):
+        # "And the second one?": the previous question, asked of the papers it now means
+        used = [n for pid in cited if pid in by_id for n in (*aliases(by_id[pid]), short_name(by_id[pid]))]
+        standalone = _asked_again(history, names, used) or standalone
     return Turn(
         question=text, standalone=_capitalize(standalone), follow_up=True, papers=tuple(chosen), names=tuple(names)
     )
+
+
+def _citing(history: Sequence[Message], count: int) -> tuple[str, ...]:
+    """The papers of the latest answer that cited at least `count` papers (the last answer's when none did)."""
+    for message in reversed(history):
+        if message.role == "assistant" and len(message.papers) >= count:
+            return message.papers
+    return last_cited(history)
+
+
+def _bare_reference(question: str) -> bool:
+    """True for a turn that only continues with a reference: "And the second one?", "What about the other?"."""
+    if not _ELLIPSIS.search(question):
+        return False
+    rest = _ELLIPSIS.sub(" ", question)
+    for pattern in (_OTHER, _ORDINAL_REF, _NUMBER_REF, _PLURAL_DEMONSTRATIVE, _DEMONSTRATIVE, _PRONOUN):
+        rest = pattern.sub(" ", rest)
+    rest = _PLURAL_PRONOUN.sub(" ", rest)
+    return not key_terms(rest)
+
+
+def _asked_again(history: Sequence[Message], names: Sequence[str], used: Sequence[str]) -> str:
+    """The previous question asked of other papers: its reference resolved to them, or the names it used (`used`)
+    swapped for theirs, or "Which papers use X?" asked of them; '' when it cannot be."""
+    previous = next((m.content for m in reversed(history) if m.role == "user"), "")
+    if not previous:
+        return ""
+    ref = reference(previous)
+    if ref is not None:
+        return _substitute(previous, names, ref)
+    joined = " and ".join(names)
+    swapped = _swap_names(previous, used, joined)
+    return swapped if swapped != previous else _asked_of(previous, joined)
+
+
+def _swap_names(question: str, used: Sequence[str], name: str) -> str:
+    """The question with each of the names it uses (`used`) replaced by `name`, longest first ("Vision Mamba" before
+    "Mamba")."""
+    for old in sorted(dict.fromkeys(used), key=len, reverse=True):
+        question = re.sub(rf"(?<![\w-]){re.escape(old)}(?![\w-])", name, question)
+    return question
+
+
+def _other(history: Sequence[Message], cited: Sequence[str]) -> list[str]:
+    """'The other one': the latest paper an earlier answer cited that the last answer did not (after "What does the
+    first one get?"), else the last answer's second paper."""
+    earlier = [pid for m in reversed(history) if m.role == "assistant" for pid in m.papers if pid not in cited]
+    return earlier[:1] or list(cited[1:2]) or list(cited)
 
 
 def _switch_subject(question: str, history: Sequence[Message], lookup: Any, named: Any) -> Turn | None:
@@ -302,9 +386,7 @@ def _switch_subject(question: str, history: Sequence[Message], lookup: Any, name
         return None
     cited = list(lookup(last_cited(history))) if lookup else []
     used = [n for p in cited for n in (*aliases(p), short_name(p))] + [n for n in _NAME.findall(previous) if named(n)]
-    standalone = previous
-    for old in sorted(dict.fromkeys(used), key=len, reverse=True):  # "Vision Mamba" before "Mamba"
-        standalone = re.sub(rf"(?<![\w-]){re.escape(old)}(?![\w-])", name, standalone)
+    standalone = _swap_names(previous, used, name)
     if standalone == previous:
         # "Which papers report COCO?" then "And GroupMamba?": does that paper report COCO?
         standalone = _asked_of(previous, name)
@@ -334,7 +416,7 @@ def _substitute(question: str, names: Sequence[str], ref: _Reference) -> str:
     text, n = _WHICH_OF.subn(f"which of {joined}", question, count=1)
     if n:
         return _capitalize(_LEAD.sub("", text))
-    for pattern in (_WITH_CODE, _ORDINAL_REF, _NUMBER_REF, _PLURAL_DEMONSTRATIVE, _DEMONSTRATIVE):
+    for pattern in (_WITH_CODE, _ORDINAL_REF, _NUMBER_REF, _OTHER, _PLURAL_DEMONSTRATIVE, _DEMONSTRATIVE):
         text, n = pattern.subn(joined, text, count=1)
         if n:
             return _capitalize(_LEAD.sub("", text))

@@ -115,6 +115,26 @@ def test_wanting_code_keeps_papers_that_release_code(digest: list[Paper]) -> Non
     assert not meets(c, with_code, {with_code.id})
 
 
+@pytest.mark.parametrize(
+    ("question", "wants"),
+    [
+        ("Which efficient super-resolution papers provide a code link?", True),
+        ("Which papers have a GitHub repository?", True),
+        ("Which papers with open-sourced code study pruning?", True),
+        ("Which papers link to their code?", True),
+        ("Which papers on image tokenizers link a code repository?", True),
+        ("Which vision-language papers release both their data and their code?", True),
+        ("Which papers host their code on GitHub?", True),
+        ("Which segmentation papers make their code available?", True),
+        ("Which papers study code generation?", False),
+        ("Which papers include code generation tasks?", False),
+        ("Which models have a large codebook?", False),
+    ],
+)
+def test_the_usual_ways_of_asking_for_code_want_code(question: str, wants: bool) -> None:
+    assert parse(question).wants_code is wants
+
+
 def test_an_abstract_that_says_its_code_is_out_releases_code() -> None:
     """A link, or a sentence saying the code is available or released, whether or not the link was kept."""
     said = Paper(id="a", title="A", abstract="We propose A. Codes and trained models are available online.")

@@ -81,6 +81,17 @@ ABSTAINED = [
         ("How much faster at inference?", ONE_CITED, ("mx",), "MaxViT: How much faster at inference?"),
         # "the two" as the subject of a verb: the papers at hand
         ("How do the two differ in focus?", TWO_CITED, ("cb", "mx"), "How do CBNet and MaxViT differ in focus?"),
+        # a part of the papers at hand ("any" is no name, though the name pattern reads case-blind), "these" alone
+        ("Do any of them report VTAB-1k numbers?", TWO_CITED, ("cb", "mx"),
+         "Do any of CBNet and MaxViT report VTAB-1k numbers?"),
+        ("Do any of those use extra data?", TWO_CITED, ("cb", "mx"), "Do CBNet and MaxViT use extra data?"),
+        ("How do these compare on COCO?", TWO_CITED, ("cb", "mx"), "How do CBNet and MaxViT compare on COCO?"),
+        # a comparison among the papers at hand, and the other one of two
+        ("How many parameters does the bigger one have?", TWO_CITED, ("cb", "mx"),
+         "How many parameters does CBNet and MaxViT have?"),
+        ("What does the other one report?", TWO_CITED, ("mx",), "What does MaxViT report?"),
+        ("What did the papers above find?", TWO_CITED, ("cb", "mx"), "What did CBNet and MaxViT find?"),
+        ("Summarize the papers you just cited.", TWO_CITED, ("cb", "mx"), "Summarize CBNet and MaxViT."),
     ],
 )
 def test_follow_ups_resolve_to_the_cited_papers(question, history, papers, standalone) -> None:
@@ -140,6 +151,14 @@ def test_follow_ups_resolve_to_the_cited_papers(question, history, papers, stand
         ("How much faster does the hypercomplex network run?", ONE_CITED),
         ("How many papers study data pruning?", ONE_CITED),
         ("What are the two stages of the training recipe?", TWO_CITED),
+        # "these" before what the question itself lists, "the other" of something the question names
+        ("Which papers use any of these datasets: COCO or LVIS?", TWO_CITED),
+        ("What is the other model in the tracking paper?", TWO_CITED),
+        # a paper the question describes or names before its pronoun, papers it counts, the whole collection
+        ("How does the paper on fractal pre-training generate its images?", ONE_CITED),
+        ("In the DeepSpeed paper, what do they claim?", TWO_CITED),
+        ("Give me two papers on token pruning and their speed-ups.", TWO_CITED),
+        ("Which of the papers in the collection studies data pruning?", TWO_CITED),
     ],
 )
 def test_self_contained_questions_are_searched_as_typed(question, history) -> None:
@@ -169,6 +188,31 @@ def test_a_pronoun_after_an_abstention_borrows_the_previous_subject() -> None:
                Message(role="assistant", content="The collection does not say.")]  # fmt: skip
     turn = resolve("How large is it?", history, lookup)
     assert turn.follow_up and turn.papers == () and turn.standalone == "How large is UniBench?"
+
+
+FIRST_OF_TWO = [
+    *TWO_CITED,
+    Message(role="user", content="What does the first one get on COCO?"),
+    Message(role="assistant", content="CBNet: 59.4% box AP [1].", papers=("cb",)),
+]
+
+
+@pytest.mark.parametrize("question", ["And the second one?", "And the other one?", "What about the other?",
+                                      "Same for the second paper."])  # fmt: skip
+def test_a_bare_reference_asks_the_previous_question_of_the_paper_it_means(question) -> None:
+    """After "What does the first one get on COCO?" (answered from CBNet alone), "the second one" is the second paper
+    of the answer that cited two, and "the other one" the one the last answer left out; the turn asks the previous
+    question of it."""
+    turn = resolve(question, FIRST_OF_TWO, lookup)
+    assert turn.papers == ("mx",)
+    assert turn.standalone == "What does MaxViT get on COCO?"
+
+
+def test_a_bare_reference_swaps_the_names_of_a_previous_question_that_named_its_paper() -> None:
+    history = [*TWO_CITED, Message(role="user", content="What does CBNet get on COCO?"),
+               Message(role="assistant", content="CBNet: 59.4% box AP [1].", papers=("cb",))]  # fmt: skip
+    turn = resolve("And the other one?", history, lookup)
+    assert turn.papers == ("mx",) and turn.standalone == "What does MaxViT get on COCO?"
 
 
 def test_an_ordinal_past_the_cited_papers_falls_back_to_the_first() -> None:

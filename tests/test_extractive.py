@@ -58,7 +58,7 @@ def test_which_papers_lists_the_matching_papers(assistant: Assistant) -> None:
 
 def test_a_listed_paper_is_quoted_where_it_meets_the_exact_term(tmp_path: Path) -> None:
     """A list line shows why the paper is listed: the sentence naming the question's exact term ("DeiT"), not its
-    best match on the rest of the question."""
+    best match on the rest of the question; and what the paper proposes (its first contribution sentence)."""
     a = Assistant.load(data_dir=tmp_path, llm="extractive", collection="deit")
     papers = load_papers([DEFAULT_CORPUS]).papers
     a.index.sync([p for p in papers if "DeiT" in p.abstract or "Pyramid" in p.title], progress=False)
@@ -68,6 +68,7 @@ def test_a_listed_paper_is_quoted_where_it_meets_the_exact_term(tmp_path: Path) 
     assert any(c.paper.title == "Stitchable Neural Networks" for c in answer.citations)
     for line, citation in zip(lines, answer.citations, strict=True):
         assert "DeiT" in citation.paper.abstract and "DeiT" in line
+    assert any("DeiT" in line and "We present Stitchable Neural Networks (SN-Net)" in line for line in lines)
 
 
 def test_a_listed_paper_is_quoted_for_what_the_question_keeps_not_what_it_excludes(tmp_path: Path) -> None:
@@ -363,18 +364,22 @@ def test_how_many_of_them_lists_the_papers_at_hand_that_do(assistant: Assistant,
 
 
 def test_a_follow_up_about_each_cited_paper_answers_for_each(assistant: Assistant) -> None:
-    """"What do they each get on COCO?" after an answer citing two papers: each paper's own sentence, each cited (the
-    best paper alone used to answer)."""
+    """"How do they each do on object detection?" after an answer citing two papers: each paper's own sentence, each
+    cited (the best paper alone used to answer); "What do they each get on COCO?" only from the one that mentions COCO
+    (MaxViT's abstract never does)."""
     papers = {p.title.split(":")[0]: p for p in assistant.papers()}
     cited = (papers["MaxViT"], papers["CBNet"])
     history = [
         Message(role="user", content="Which backbones report detection results?"),
         Message(role="assistant", content="MaxViT [1]. CBNet [2].", papers=tuple(p.id for p in cited)),
     ]
-    follow = assistant.ask("What do they each get on COCO?", history)
+    follow = assistant.ask("How do they each do on object detection?", history)
     assert follow.follow_up and not follow.abstained
-    assert "59.4% box AP" in follow.text and "MaxViT" in follow.text
+    assert "MaxViT" in follow.text and "CBNet" in follow.text
     assert {c.paper.id for c in follow.citations} == {p.id for p in cited}
+    coco = assistant.ask("What do they each get on COCO?", history)
+    assert "59.4% box AP" in coco.text
+    assert {c.paper.id for c in coco.citations} == {papers["CBNet"].id}
 
 
 def test_what_does_x_do_is_a_summary() -> None:
