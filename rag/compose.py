@@ -215,10 +215,9 @@ def compose(evidence: Evidence, model: EvidenceModel) -> Composition:
     # a name the question uses may also stand in another paper's title ("Vision Mamba" in "Efficient Vision Mamba"):
     # of those papers, the better supported is the one meant
     best = next(p for p in papers if p.named or p.shares_name) if named else papers[0]
-    if not best.covers_exact:
-        return Composition("", kind, ())  # the paper never mentions what is asked about (a near miss)
-    if not best.covers_counted:
-        return Composition("", kind, ())  # "how many GPU hours": the paper never counts hours
+    if not best.holds_terms:
+        # the paper never mentions what is asked about, or never counts it ("how many GPU hours"): a near miss
+        return Composition("", kind, ())
     if kind is QueryType.SUMMARY:
         chosen_papers = named[:2] if len(named) > 1 else [best]
         lines = [cite(p, _summary(p, evidence.question)) for p in chosen_papers]
@@ -231,7 +230,7 @@ def compose(evidence: Evidence, model: EvidenceModel) -> Composition:
     if len(named) > 1 and len(evidence.references) > 1:
         # a follow-up about several cited papers ("how many masks do they each have?"): each paper's own answer, from
         # those that mention what is asked about ("do any of them report VTAB-1k?")
-        answers = [(p, _factoid(evidence, p, model)) for p in named if p.covers_exact and p.covers_counted]
+        answers = [(p, _factoid(evidence, p, model)) for p in named if p.holds_terms]
         answers = [(p, sentences) for p, sentences in answers if sentences]
         text = "\n".join(cite(p, sentences) for p, sentences in answers)
         return Composition(text, kind, tuple(p.number for p, _ in answers))

@@ -58,6 +58,8 @@ _DEMONSTRATIVE = re.compile(
     r"\bthe\s+(?:[\w-]+\s+){0,2}?(?:version|variant)\b(?!\s+(?:of|that|which|with|in|from)\b)",
     re.IGNORECASE,
 )
+# ... unless the phrase says which one it means itself ("the newer one in the collection", "the other model that …")
+_NOT_QUALIFIED = r"(?!\s+(?:in|of|among|from|that|which|who)\b)"
 _PLURAL_DEMONSTRATIVE = re.compile(
     rf"\b(?:these|those|both|the\s+(?:two|three|above))\s+(?:{_NOUN}s|ones)\b|"
     rf"\bthe\s+(?:{_NOUN}s|ones)\s+(?:above|(?:you\s+(?:just\s+)?|just\s+)(?:cited|listed|mentioned|named))\b|"
@@ -68,7 +70,7 @@ _PLURAL_DEMONSTRATIVE = re.compile(
     r"\b(?:these|those)\b(?=\s*(?:[?.,!]|$|\s+(?:do|does|did|are|were|have|has|compare\w*|differ\w*|use|report\w*|"
     r"need|get|achieve|reach|run|release\w*)\b))|"
     # "the bigger one": one of the papers at hand, by comparison (not "the newer one in the collection")
-    r"\bthe\s+(?!other\b)[a-z]+er\s+one\b(?!\s+(?:in|of|among|from|that|which|who)\b)|"
+    rf"\bthe\s+(?!other\b)[a-z]+er\s+one\b{_NOT_QUALIFIED}|"
     # "How do the two differ?", "which of the three is faster": the papers at hand, as the subject of a verb
     r"\bthe\s+(?:two|three)\b(?=\s*(?:[?.,!]|$|\s+(?:of\s+(?:them|these|those)|differ\w*|compare\w*|do|does|did|are|"
     r"were|have|has|use|report\w*|need|get|achieve|reach)\b))",
@@ -76,9 +78,9 @@ _PLURAL_DEMONSTRATIVE = re.compile(
 )
 # "the other one", "the other paper": a cited paper the conversation has not just been about (not "the other model in
 # the tracking paper")
-_OTHER = re.compile(
-    rf"\bthe\s+other\s+(?:one|{_NOUN})\b(?!\s+(?:in|of|among|from|that|which|who)\b)|\bthe\s+other(?=\W*$)", re.I
-)
+_OTHER = re.compile(rf"\bthe\s+other\s+(?:one|{_NOUN})\b{_NOT_QUALIFIED}|\bthe\s+other(?=\W*$)", re.I)
+# What a follow-up's reference may be, besides "the one with code" and pronouns, in the order the rewrite replaces them
+_REFERRING = (_ORDINAL_REF, _NUMBER_REF, _OTHER, _PLURAL_DEMONSTRATIVE, _DEMONSTRATIVE)
 _PRONOUN = re.compile(r"\b(it|its|itself)\b", re.IGNORECASE)
 # ("both" of "both X and Y" coordinates, it points at nothing)
 _PLURAL_PRONOUN = re.compile(
@@ -175,12 +177,21 @@ class _Reference:
     other: bool = False
 
 
-def last_cited(history: Sequence[Message]) -> tuple[str, ...]:
-    """Paper ids the last assistant turn cited, [1] first (empty when it abstained or cited nothing)."""
-    for message in reversed(history):
-        if message.role == "assistant":
-            return message.papers
-    return ()
+def last_cited(history: Sequence[Message], at_least: int = 0) -> tuple[str, ...]:
+    """Paper ids the last assistant turn cited, [1] first (empty when it abstained or cited nothing); with `at_least`,
+    those of the latest turn that cited that many ("the second one" after an answer about one paper), else the last."""
+    answers = [m.papers for m in reversed(history) if m.role == "assistant"]
+    return next((papers for papers in answers if len(papers) >= at_least), answers[0] if answers else ())
+
+
+def _previous_question(history: Sequence[Message]) -> str:
+    """The last question the user asked ('' when there is none)."""
+    return next((m.content for m in reversed(history) if m.role == "user"), "")
+
+
+def _names_of(papers: Sequence[Paper]) -> list[str]:
+    """The names a question may use for the papers: their aliases and short names."""
+    return [name for p in papers for name in (*aliases(p), short_name(p))]
 
 
 def _own_subject_before(question: str, start: int, plural: bool = False, demonstrative: bool = False) -> bool:
@@ -295,13 +306,12 @@ def resolve(question: str, history: Sequence[Message], lookup: Any = None, named
     cited = last_cited(history)
     if not cited:
         # nothing cited to refer to (the last turn abstained): the previous question's subject is the referent
-        previous = next((m.content for m in reversed(history) if m.role == "user"), "")
-        names = list(dict.fromkeys(_NAME.findall(previous)))
+        names = list(dict.fromkeys(_NAME.findall(_previous_question(history))))
         standalone = _substitute(text, names[:1] or [], ref) if names else text
         return Turn(question=text, standalone=standalone, follow_up=standalone != text)
     other = _other(history, cited) if ref.other else []
     # "the second one" after an answer about one paper: of the latest answer that cited that many
-    listing = _citing(history, max(ref.positions) + 1) if ref.positions else cited
+    listing = last_cited(history, max(ref.positions) + 1) if ref.positions else cited
     papers: list[Paper] = list(lookup(list(dict.fromkeys([*cited, *other, *listing])))) if lookup else []
     by_id = {p.id: p for p in papers}
     if ref.with_code:
@@ -318,19 +328,11 @@ def resolve(question: str, history: Sequence[Message], lookup: Any = None, named
     standalone = _substitute(text, names, ref) if names else _LEAD.sub("", text)
     if names and _bare_reference(text):
         # "And the second one?": the previous question, asked of the papers it now means
-        used = [n for pid in cited if pid in by_id for n in (*aliases(by_id[pid]), short_name(by_id[pid]))]
+        used = _names_of([by_id[pid] for pid in cited if pid in by_id])
         standalone = _asked_again(history, names, used) or standalone
     return Turn(
         question=text, standalone=_capitalize(standalone), follow_up=True, papers=tuple(chosen), names=tuple(names)
     )
-
-
-def _citing(history: Sequence[Message], count: int) -> tuple[str, ...]:
-    """The papers of the latest answer that cited at least `count` papers (the last answer's when none did)."""
-    for message in reversed(history):
-        if message.role == "assistant" and len(message.papers) >= count:
-            return message.papers
-    return last_cited(history)
 
 
 def _bare_reference(question: str) -> bool:
@@ -338,16 +340,15 @@ def _bare_reference(question: str) -> bool:
     if not _ELLIPSIS.search(question):
         return False
     rest = _ELLIPSIS.sub(" ", question)
-    for pattern in (_OTHER, _ORDINAL_REF, _NUMBER_REF, _PLURAL_DEMONSTRATIVE, _DEMONSTRATIVE, _PRONOUN):
+    for pattern in (*_REFERRING, _PRONOUN, _PLURAL_PRONOUN):
         rest = pattern.sub(" ", rest)
-    rest = _PLURAL_PRONOUN.sub(" ", rest)
     return not key_terms(rest)
 
 
 def _asked_again(history: Sequence[Message], names: Sequence[str], used: Sequence[str]) -> str:
     """The previous question asked of other papers: its reference resolved to them, or the names it used (`used`)
     swapped for theirs, or "Which papers use X?" asked of them; '' when it cannot be."""
-    previous = next((m.content for m in reversed(history) if m.role == "user"), "")
+    previous = _previous_question(history)
     if not previous:
         return ""
     ref = reference(previous)
@@ -381,11 +382,11 @@ def _switch_subject(question: str, history: Sequence[Message], lookup: Any, name
         return None
     name = match.group("name")
     papers = named(name)
-    previous = next((m.content for m in reversed(history) if m.role == "user"), "")
+    previous = _previous_question(history)
     if not papers or not previous:
         return None
     cited = list(lookup(last_cited(history))) if lookup else []
-    used = [n for p in cited for n in (*aliases(p), short_name(p))] + [n for n in _NAME.findall(previous) if named(n)]
+    used = _names_of(cited) + [n for n in _NAME.findall(previous) if named(n)]
     standalone = _swap_names(previous, used, name)
     if standalone == previous:
         # "Which papers report COCO?" then "And GroupMamba?": does that paper report COCO?
@@ -416,7 +417,7 @@ def _substitute(question: str, names: Sequence[str], ref: _Reference) -> str:
     text, n = _WHICH_OF.subn(f"which of {joined}", question, count=1)
     if n:
         return _capitalize(_LEAD.sub("", text))
-    for pattern in (_WITH_CODE, _ORDINAL_REF, _NUMBER_REF, _OTHER, _PLURAL_DEMONSTRATIVE, _DEMONSTRATIVE):
+    for pattern in (_WITH_CODE, *_REFERRING):
         text, n = pattern.subn(joined, text, count=1)
         if n:
             return _capitalize(_LEAD.sub("", text))

@@ -798,6 +798,12 @@ class PaperEvidence:
     covers_counted: bool = True
     shares_name: bool = False  # not named, but its title holds a name the question uses (`sharing_a_name`)
 
+    @property
+    def holds_terms(self) -> bool:
+        """True when the paper mentions the question's exact terms and counts what its "how many" asks about (else a
+        question about it is a near miss)."""
+        return self.covers_exact and self.covers_counted
+
 
 
 @dataclass(frozen=True)
