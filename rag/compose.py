@@ -35,7 +35,7 @@ from rag.evidence import (
     within_bounds,
 )
 from rag.naming import short_name
-from rag.text import DANGLING
+from rag.text import DANGLING, REFERS_BACK
 
 # At most this many papers in a list, sentences in a summary, sentences in a factoid answer.
 MAX_LISTED = 6
@@ -132,6 +132,9 @@ def _summary(paper: PaperEvidence, question: str) -> list[ScoredSentence]:
     start = next((s for s in ordered if s.contribution), None) or next(
         (s for s in ordered if _OWN_VOICE.search(s.text) and not s.text.rstrip(" .").endswith("?")), ordered[0]
     )  # a rhetorical question ("What if we had…?") is not where the paper says what it does
+    if REFERS_BACK.search(start.text):
+        # "We present a family of such architectures": the sentence it builds on comes first
+        start = next((s for s in ordered if s.index == start.index - 1), start)
     run = [s for s in ordered if s.index >= start.index]
     # "This paper investigates X" frames the work; what it proposes may come after a problem statement, which is
     # left out (the paper's own observations before its proposal stay)
@@ -166,7 +169,24 @@ def quantity_sentences(evidence: Evidence, paper: PaperEvidence) -> list[ScoredS
 
 
 def _factoid(evidence: Evidence, paper: PaperEvidence, model: EvidenceModel) -> list[ScoredSentence]:
-    """The sentences of a paper that state the asked-for fact; for a quantity, one holding a number tied to it."""
+    """The sentences of a paper that state the asked-for fact; for a compound question ("how many parameters, and how
+    many tokens…"), each part's, as far as the paper states them."""
+    if not evidence.parts:
+        return _fact(evidence, paper, model)
+    chosen: dict[int, ScoredSentence] = {}
+    for part in evidence.parts:
+        for s in _fact(part, _as_scored_in(part, paper), model):
+            chosen.setdefault(s.index, s)
+    return list(chosen.values())
+
+
+def _as_scored_in(part: Evidence, paper: PaperEvidence) -> PaperEvidence:
+    """The paper as a part of a compound question scored it."""
+    return next(p for p in part.papers if p.number == paper.number)
+
+
+def _fact(evidence: Evidence, paper: PaperEvidence, model: EvidenceModel) -> list[ScoredSentence]:
+    """The sentences of a paper that state one asked-for fact; for a quantity, one holding a number tied to it."""
     candidates = _contentful(paper, evidence.question)
     if evidence.quantity:
         candidates = quantity_sentences(evidence, paper)
@@ -225,7 +245,9 @@ def compose(evidence: Evidence, model: EvidenceModel) -> Composition:
     if kind is QueryType.IDENTIFY:
         top = _contentful(best, evidence.question)[:1]
         contribution = [s for s in best.sentences if s.contribution][:1]
-        sentences = list({s.index: s for s in contribution + top}.values())
+        # "Which model …, and what FID does it reach?": the paper, then what the other parts ask of it
+        asked = [s for part in evidence.parts[1:] for s in _fact(part, _as_scored_in(part, best), model)]
+        sentences = list({s.index: s for s in contribution + top + asked}.values())
         return Composition(cite(best, sentences), kind, (best.number,))
     if len(named) > 1 and len(evidence.references) > 1:
         # a follow-up about several cited papers ("how many masks do they each have?"): each paper's own answer, from

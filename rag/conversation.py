@@ -29,6 +29,8 @@ MIN_WHOLE_TERMS = 3  # content words of a question that stands on its own after 
 MAX_BARE_WORDS = 4
 MAX_BARE_TERMS = 2
 
+# "any of them", "both of those": a part of the papers at hand; never a name ("Does either of them …")
+_QUANTIFIERS = "any|some|all|each|none|either|neither|both|one|many|most|few|several"
 _ORDINALS = {"first": 0, "former": 0, "second": 1, "third": 2, "fourth": 3, "fifth": 4, "latter": -1, "last": -1}
 _NOUN = r"(?:one|paper|model|method|work|approach|architecture|network|study|article|framework|backbone|system)"
 # A capitalized name or acronym ("UniBench", "GroupMamba", "COCO"); the case-blind patterns below read it too.
@@ -52,8 +54,14 @@ _WHICH_OF = re.compile(
     r"(?!\s+(?:(?:in|from|of)\s+(?:the|this|your)\s+(?:collection|corpus|library|index)|here)\b)",
     re.I,
 )
+# what a paper builds, that "that dataset", "this benchmark" may point back at
+_THING = (r"(?:dataset|benchmark|suite|family|series|technique|strategy|module|design|loss|pipeline|tool|toolbox|"
+          r"library|recipe|idea|scheme|algorithm|detector|tracker|encoder|decoder|protocol|metric|mechanism)")
 _DEMONSTRATIVE = re.compile(
-    rf"\b(?:that|this|the\s+same|the\s+above|said)\s+{_NOUN}\b|"
+    rf"\b(?:that|this|the\s+same|the\s+above|said)\s+(?:{_NOUN}|{_THING})\b|"
+    # "How many epochs did that take?", "How does this compare …": the pronoun alone
+    r"(?:(?<=\bdid\s)|(?<=\bdoes\s)|(?<=\bdo\s)|(?<=\bis\s)|(?<=\bwas\s)|(?<=\bcan\s))(?:that|this)\b"
+    r"(?=\s*(?:[?.!]|$)|\s+(?:take|work|cost|need|use|get|achieve|reach|require|compare|report|involve|run|scale)\b)|"
     # "the multimodal version", "the larger variant": of the paper at hand, unless the question says of what
     r"\bthe\s+(?:[\w-]+\s+){0,2}?(?:version|variant)\b(?!\s+(?:of|that|which|with|in|from)\b)",
     re.IGNORECASE,
@@ -64,7 +72,7 @@ _PLURAL_DEMONSTRATIVE = re.compile(
     rf"\b(?:these|those|both|the\s+(?:two|three|above))\s+(?:{_NOUN}s|ones)\b|"
     rf"\bthe\s+(?:{_NOUN}s|ones)\s+(?:above|(?:you\s+(?:just\s+)?|just\s+)(?:cited|listed|mentioned|named))\b|"
     # "Do any of those use …", "each of these": a part of the papers at hand (not "any of these datasets: …")
-    r"\b(?:any|some|all|each|none|either|neither|both|one|many|most|few|several)\s+of\s+(?:these|those)\b"
+    rf"\b(?:{_QUANTIFIERS})\s+of\s+(?:these|those|them)\b"
     r"(?![\w\s-]{0,30}:)|"
     # "How do these compare on COCO?", "Compare those.": the pronoun alone, as the subject of a verb or at the end
     r"\b(?:these|those)\b(?=\s*(?:[?.,!]|$|\s+(?:do|does|did|are|were|have|has|compare\w*|differ\w*|use|report\w*|"
@@ -78,7 +86,9 @@ _PLURAL_DEMONSTRATIVE = re.compile(
 )
 # "the other one", "the other paper": a cited paper the conversation has not just been about (not "the other model in
 # the tracking paper")
-_OTHER = re.compile(rf"\bthe\s+other\s+(?:one|{_NOUN})\b{_NOT_QUALIFIED}|\bthe\s+other(?=\W*$)", re.I)
+_OTHER = re.compile(
+    rf"\bthe\s+other\s+(?:one|{_NOUN})\b{_NOT_QUALIFIED}|\bthe\s+other(?=\W*$|\s+(?:on|in|at|for|regarding)\b)", re.I
+)  # ... and "the other" alone: "compare to the other in box AP"
 # What a follow-up's reference may be, besides "the one with code" and pronouns, in the order the rewrite replaces them
 _REFERRING = (_ORDINAL_REF, _NUMBER_REF, _OTHER, _PLURAL_DEMONSTRATIVE, _DEMONSTRATIVE)
 _PRONOUN = re.compile(r"\b(it|its|itself)\b", re.IGNORECASE)
@@ -102,24 +112,32 @@ _NAME = re.compile(rf"\b({_NAME_PATTERN})\b")
 _DEFINITION = re.compile(
     r"^\s*(?:what|who)(?:['\u2019]s|\s+(?:is|are|was|were))\s+(?!it\b|they\b|that\b|this\b)\w", re.IGNORECASE
 )  # "What is pruning?", "What's pruning?"
+# "the paper that benchmarks curation", "the work on fractal pre-training": a paper the question describes itself
+_DESCRIBED_PAPER = (rf"\bthe\s+(?:[\w-]+\s+){{0,3}}?{_NOUN}s?\s+"
+                    r"(?:that|which|who|whose|on|about|behind|introducing|proposing)\b")
+# ... by a clause of its own ("And what about the paper that splits a ViT …?"; not "the model on COCO", "the method
+# that it builds on")
+_RELATIVE_PAPER = re.compile(
+    rf"\bthe\s+(?:[\w-]+\s+){{0,3}}?{_NOUN}s?\s+(?:that|which|who|whose)\s+(?!(?:it|they|we|you)\b)\w+", re.I
+)
 # The question's own subject before a pronoun: "What is GroupMamba and what does it ...", "How does X ... its ...",
 # "Summarise the grouped state-space model and what it improves": the pronoun points back inside the question.
 _OWN_SUBJECT = re.compile(
     r"\b(?:is|are|was|were|does|do|did|about|describe|summari[sz]e|explain)\s+(?:the\s+|a\s+|an\s+)?"
     # ... not a clause ("explain how it works": "how" is no subject) nor a function word ("Do any of them …"): the
     # name pattern reads case-blind
-    rf"(?!(?:whether|if|{'|'.join(sorted(KEY_TERM_STOPWORDS))})(?![\w-]))(?P<described>{_NAME_PATTERN})|"
+    rf"(?!(?:whether|if|{_QUANTIFIERS}|{'|'.join(sorted(KEY_TERM_STOPWORDS))})(?![\w-]))(?P<described>{_NAME_PATTERN})|"
     # ... after "of", only a name for "it": "the accuracy of GroupMamba and its …", not "a limitation of earlier
     # models does it …" (a plural pronoun may take any "of" phrase: `_OF_PHRASE`)
     rf"\bof\s+(?:the\s+)?(?-i:{_NAME_PATTERN})|"
-    r"^\s*(?:(?:in|on|for|of|from|among)\s+)?(?:what|how|why|which|who|is|are|does|do|did|can|has|have)\b[^?]{12,}\band\b|"
+    r"^\s*(?:(?:in|on|for|of|from|among|up\s+to)\s+)?(?:what|how|why|which|who|is|are|does|do|did|can|has|have)\b"
+    r"[^?]{12,}\band\b|"
     # an indefinite subject introduces a new referent: "Is there a paper on X? What does it report?", "Give me two
     # papers on X and their speed-ups" (not "the two papers")
     rf"(?<!the )\b(?:a|an|any|some|two|three|four|five|several|\d+)\s+(?:[\w-]+\s+){{0,3}}?{_NOUN}s?\b|"
     # ... and so does a paper the question describes ("In the paper that benchmarks curation, what did they build?",
     # "the paper on fractal pre-training … its images") or names ("In the DeepSpeed paper, what do they claim?")
-    rf"\bthe\s+(?:[\w-]+\s+){{0,3}}?{_NOUN}s?\s+(?:that|which|who|whose|on|about|behind|introducing|proposing)\b|"
-    rf"\bthe\s+(?-i:{_NAME_PATTERN})\s+{_NOUN}\b",
+    rf"{_DESCRIBED_PAPER}|\bthe\s+(?-i:{_NAME_PATTERN})\s+{_NOUN}\b",
     re.IGNORECASE,
 )
 # "what share of them held", after "claims from … papers": the plural's own antecedent
@@ -225,7 +243,8 @@ def reference(question: str) -> _Reference | None:
     for match in _NUMBER_REF.finditer(question):
         positions.append(int(match.group(1) or match.group(2)) - 1)
     if positions:
-        return _Reference(positions=tuple(dict.fromkeys(positions)))
+        # "How does the first compare to the other?": the other is the paper the ordinal leaves out
+        return _Reference(positions=tuple(dict.fromkeys(positions)), other=bool(_OTHER.search(question)))
     if _OTHER.search(question):
         return _Reference(other=True)
     if _PLURAL_DEMONSTRATIVE.search(question) or (_WHICH_OF.search(question) and not _OWN_SET.search(question)):
@@ -245,11 +264,19 @@ def reference(question: str) -> _Reference | None:
         before = question[: match.start()]
         if not (_OWN_PLURAL.search(before) and not _AUXILIARY_BEFORE.search(before)):
             return _Reference(everything=True)
-    if _ELLIPSIS.search(question) and not _NAMED_QUESTION.search(question) and not _whole_question(question):
+    if (_ELLIPSIS.search(question) and not _NAMED_QUESTION.search(question) and not _whole_question(question)
+            and not _RELATIVE_PAPER.search(question)):
         return _Reference(everything=True)
     if _subjectless(question) or _measure_fragment(question):
         return _Reference(everything=True)
     return None
+
+
+# "Is there work on face recognition?", "Are there other papers on X?": a question about the collection, never about
+# the papers at hand ("Are there results on COCO?" asks about them)
+_EXISTENTIAL = re.compile(
+    rf"(?:is|are)\s+there\s+(?:(?:a|an|any|some|other|more)\s+)*(?:[\w-]+\s+)?(?:{_NOUN}s?|work|research)\b", re.I
+)
 
 
 def _whole_question(question: str) -> bool:
@@ -260,7 +287,7 @@ def _whole_question(question: str) -> bool:
     rest = _LEAD.sub("", question).lstrip(" ,")
     if not _QUESTION_START.match(rest) or _PRONOUN.search(rest) or _PLURAL_PRONOUN.search(rest):
         return False  # "And what fraction of the parameters does it store?" points back
-    return bool(_OWN_NOUN.match(rest)) or len(key_terms(rest)) >= MIN_WHOLE_TERMS
+    return bool(_OWN_NOUN.match(rest) or _EXISTENTIAL.match(rest)) or len(key_terms(rest)) >= MIN_WHOLE_TERMS
 
 
 # "How much faster at inference?", "How many parameters in total?": a measure asked with no verb and no subject of its
@@ -318,13 +345,15 @@ def resolve(question: str, history: Sequence[Message], lookup: Any = None, named
         chosen = [pid for pid in cited if by_id.get(pid) is not None and releases_code(by_id[pid])] or list(cited)
     elif ref.everything:
         chosen = list(cited)
-    elif ref.other:
+    elif ref.other and not ref.positions:
         chosen = other
     else:
         chosen = [listing[p] for p in ref.positions if -len(listing) <= p < len(listing)] or list(cited[:1])
+        if ref.other:
+            chosen += [pid for pid in listing if pid not in chosen][:1]
     # "which one has code?" chooses among all the cited papers: the rewrite names them all, the search keeps the choice
     named = cited if _WHICH_OF.search(text) else chosen
-    names = [short_name(by_id[pid]) for pid in named if pid in by_id]
+    names = list(dict.fromkeys(short_name(by_id[pid]) for pid in named if pid in by_id))  # two versions, one name
     standalone = _substitute(text, names, ref) if names else _LEAD.sub("", text)
     if names and _bare_reference(text):
         # "And the second one?": the previous question, asked of the papers it now means
@@ -416,6 +445,10 @@ def _substitute(question: str, names: Sequence[str], ref: _Reference) -> str:
     joined = " and ".join(names)
     text, n = _WHICH_OF.subn(f"which of {joined}", question, count=1)
     if n:
+        return _capitalize(_LEAD.sub("", text))
+    if ref.positions and ref.other and len(names) > 1:
+        # "the first … the other": each reference by its own paper's name
+        text = _OTHER.sub(names[-1], _ORDINAL_REF.sub(names[0], text, count=1), count=1)
         return _capitalize(_LEAD.sub("", text))
     for pattern in (_WITH_CODE, *_REFERRING):
         text, n = pattern.subn(joined, text, count=1)

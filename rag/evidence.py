@@ -30,7 +30,7 @@ from rag.constraints import parse
 from rag.embeddings import TOKENIZER_PATH
 from rag.naming import aliases, names_mentioned, sharing_a_name, short_name, without_names
 from rag.sentence_cache import PaperSentences, SentenceCache
-from rag.text import KEY_TERM_STOPWORDS, STOPWORDS, WORD, english_stemmer, is_evidence, key_terms
+from rag.text import KEY_TERM_STOPWORDS, STOPWORDS, WORD, english_stemmer, is_evidence, key_terms, without_opener
 from rag.types import Hit
 
 MODEL_PATH = Path(__file__).parent / "data" / "evidence_model.json"
@@ -269,7 +269,8 @@ _UNITS = (
      re.compile(r"\d\s*(?:ms|s|sec\w*|min\w*|h|hours?|days?|weeks?|months?|GPU[- ]hours?)\b", re.IGNORECASE)),
     (re.compile(r"\bhow (large|big|small|deep)\b|\b(parameters?|size|layers?|depth)\b", re.IGNORECASE),
      # ... and a collection's size in the things it holds ("5,470 high-resolution images", "19.7M masks")
-     re.compile(r"\d\s*(?:[KMB]\b|million|billion|layers?\b|params?\b|parameters?\b)|\d[\d,.]*\s+(?:[\w-]+\s+){0,2}"
+     re.compile(rf"(?:\d|{_SPELLED_NUMBER.pattern})\s*(?:[KMB]\b|million|billion|layers?\b|params?\b|parameters?\b)|"
+                r"\d[\d,.]*\s+(?:[\w-]+\s+){0,2}"
                 r"(?:images|videos|samples|pairs|examples|clips|masks|scenes|photos|identities|classes|categories|"
                 r"scans|volumes|annotations|hours)\b", re.IGNORECASE)),
 )  # fmt: skip
@@ -384,6 +385,21 @@ def wants_quantity(question: str) -> bool:
     return (
         query_type(question) is QueryType.FACTOID and _asks_number(question) and not _ASKS_NO_NUMBER.match(question)
     )
+
+
+# "…, and how many tokens…", "… and at how many GFLOPs?": a second question joined to the first
+_NEXT_PART = re.compile(
+    r",?\s+\band\s+(?:also\s+)?(?=(?:(?:at|in|on|by|for|with|from|to|under|of)\s+)?(?:how|what|which|who|when|where|"
+    r"why|whether)\b)",
+    re.IGNORECASE,
+)
+
+
+def asked_parts(question: str) -> list[str]:
+    """The questions a compound question joins ("How many parameters does it have, and how many tokens was it
+    pretrained on?": two); a simple question is its only part."""
+    parts = [part for part in _NEXT_PART.split(question) if part.strip()]
+    return parts or [question]
 
 
 def _asks_number(question: str) -> bool:
@@ -597,14 +613,20 @@ def _initials(text: str) -> tuple[tuple[str, ...], str]:
 _GENERIC_COUNTS = "samples examples instances items entries records data points"
 
 
+def _counted_phrase(question: str) -> str | None:
+    """The phrase 'how many' counts, in the part of a compound question that asks it ("How many GPU hours and how
+    much data…": 'GPU hours')."""
+    return next((match.group(1) for part in asked_parts(question) if (match := _HOW_MANY.search(part))), None)
+
+
 def counted_nouns(question: str) -> frozenset[str]:
     """Stemmed lower-case words of the phrase a 'how many ...' question counts, up to its verb ('GPU hours' ->
     {'hour'}); acronyms excluded but a plural one ('how many GPUs' -> {'gpu'}), and nothing for a unit ('how many
     times larger', 'how many percentage points')."""
-    match = _HOW_MANY.search(question)
-    if not match or match.group(1).split()[0].lower() in _UNIT_COUNTS:
+    phrase = _counted_phrase(question)
+    if not phrase or phrase.split()[0].lower() in _UNIT_COUNTS:
         return frozenset()
-    words = [w for w in match.group(1).split() if (w.islower() and w not in STOPWORDS) or _counted_acronym(w)]
+    words = [w for w in phrase.split() if (w.islower() and w not in STOPWORDS) or _counted_acronym(w)]
     return frozenset(_count_stem(w) for w in words)
 
 
@@ -626,11 +648,11 @@ def counted_head(question: str) -> frozenset[str]:
     """What a paper must name to count the asked thing: the counted phrase's head noun ('state-of-the-art reflection
     removal methods' -> {'method'}), or, when the head is a generic unit ("samples"), the words before it
     ("image-text samples" -> {'image-text'}: the paper may call them "data")."""
-    match = _HOW_MANY.search(question)
+    phrase = _counted_phrase(question)
     counted = counted_nouns(question)
-    if not match or not counted:
+    if not phrase or not counted:
         return frozenset()
-    head = frozenset(_count_stem(w) for w in match.group(1).split()[-1:])
+    head = frozenset(_count_stem(w) for w in phrase.split()[-1:])
     return (counted - _generic_counts() or counted) if head <= _generic_counts() else head
 
 
@@ -640,8 +662,13 @@ def _generic_counts() -> frozenset[str]:
     return frozenset(english_stemmer().stemWords(_GENERIC_COUNTS.split()))
 
 
-# A model's size after its name ("Med-PaLM M (84B)"): a count of parameters that need not say "parameters"
-_MODEL_SIZE = re.compile(r"\(\s*\d+(?:\.\d+)?\s*[MB]\s*\)")
+# A model's size, a count of parameters that need not put the number before "parameters": after its name
+# ("Med-PaLM M (84B)"), before it ("the 1.4B STU-Net", "a 7B LVLM") or after the word ("parameter sizes ranging from
+# 14 million to 1.4 billion")
+_MODEL_SIZE = re.compile(
+    r"\(\s*\d+(?:\.\d+)?\s*[MB]\s*\)|\b\d+(?:\.\d+)?[MB]\s+(?:[A-Z]|models?\b)|"
+    r"\bparameters?\s+(?:[\w-]+\s+){0,4}\d+(?:\.\d+)?\s*(?:[MB]\b|million\b|billion\b)",
+)
 _PARAMETERS = frozenset({"paramet", "param"})
 
 
@@ -819,6 +846,7 @@ class Evidence:
     strength: float = 0.0  # probability that the collection answers the question at all (the answerability model)
     references: tuple[str, ...] = ()  # names a follow-up's rewrite put in (`score`'s argument)
     exact: tuple[str, ...] = ()  # the question's exact terms, its exclusions left out (`exact_terms`)
+    parts: tuple[Evidence, ...] = ()  # a compound fact question's parts, each scored on its own (`asked_parts`)
 
     def listed(self, model: EvidenceModel) -> list[PaperEvidence]:
         """The papers a list question lists on their own evidence: likely enough under the list model, and holding
@@ -910,6 +938,7 @@ def score(
     address a model, carry markup or are only a link are never evidence (`rag.text.is_evidence`).
     """
     model = model or load_model()
+    question = without_opener(question)
     kind = query_type(question)
     bare = unreferenced(question, references)  # what kind of answer is asked for, without the names put in
     quantity = wants_quantity(bare)
@@ -999,8 +1028,16 @@ def score(
     if evidence:
         gate = model.list_answer if kind is QueryType.LIST else model.answer
         strength = float(gate.prob(answer_row(kind, paper_rows, evidence))[0])
+    parts: tuple[Evidence, ...] = ()
+    if kind in (QueryType.FACTOID, QueryType.IDENTIFY) and len(asked := asked_parts(question)) > 1:
+        # "how many parameters …, and how many tokens …", "which model …, and what FID does it reach?": each part's
+        # sentences are scored for that part alone (the paper answering is the whole question's, so the papers it
+        # names stay named)
+        named_ids = [hit.paper.id for hit, is_named in zip(hits, named, strict=True) if is_named]
+        parts = tuple(score(part, hits, cache, model, focus=named_ids, references=references) for part in asked)
     return Evidence(
-        question, kind, quantity, tuple(evidence), sentence_rows, paper_rows, strength, tuple(references), tuple(exact)
+        question, kind, quantity, tuple(evidence), sentence_rows, paper_rows, strength, tuple(references), tuple(exact),
+        parts,
     )
 
 

@@ -54,10 +54,36 @@ DANGLING = re.compile(
     r"therefore|thus|hence|consequently|as a result|besides|meanwhile|nevertheless|nonetheless|instead|further|"
     r"to this end|to address (?:this|these|that|those|the)(?: (?:issues?|challenges?|problems?|limitations?|gaps?))?|"
     r"in contrast|"
-    r"in this (paper|work|study)|here|finally|first|second|third|also|accordingly|similarly|likewise|to do so|"
+    r"in this (paper|work|study)|here|finally|first|second|third|firstly|secondly|thirdly|lastly|also|accordingly|"
+    r"similarly|likewise|to do so|"
     r"on the other hand|concretely|importantly|crucially|interestingly|surprisingly|overall|together)\s*,\s*",
     re.IGNORECASE,
 )
+# A sentence that builds on the one before it ("a family of such architectures", "to address these issues", "on this
+# basis"): quoted with that sentence when it opens a passage.
+REFERS_BACK = re.compile(
+    r"\b(?:such\s+(?!as\b|that\b)\w+|th(?:ese|ose)\s+(?:\w+\s+)?(?:limitations?|challenges?|issues?|problems?|gaps?|"
+    r"observations?|insights?|findings?|shortcomings?|drawbacks?|difficulties|needs?|questions?)|"
+    r"this\s+(?:basis|observation|insight|finding|problem|issue|challenge|gap|limitation|end|motivation|question))\b",
+    re.IGNORECASE,
+)
+# A chat turn's opening words that say a question follows, not what it asks ("OK, another thing:", "Different
+# question:"): not part of the question ("OK" is no exact term)
+_OPENER = re.compile(
+    r"^\s*(?:(?:ok(?:ay)?|alright|btw)\b\s*[,:;.!-]*\s*|"
+    # ... a phrase only before its punctuation ("New question: …", not "New topic models …")
+    r"(?:by the way|one more (?:thing|question)|another (?:thing|question)|"
+    r"(?:a\s+)?(?:different|new|unrelated|separate|other) (?:question|topic|thing)|switching (?:topics?|gears)|"
+    r"changing (?:the )?(?:topic|subject)|on (?:another|a different) note|moving on)\s*[,:;.!-]+\s*)+",
+    re.IGNORECASE,
+)
+
+
+def without_opener(question: str) -> str:
+    """The question without a chat opener ("OK, another thing: which work …" -> "which work …")."""
+    return _OPENER.sub("", question) or question
+
+
 # Evidence hygiene: text that addresses a model, fakes prompt structure, is markup or is only a link.
 _ADDRESSES_MODEL = re.compile(
     r"\b(ignore|disregard|forget|override)\b[^.]{0,40}\b(previous|prior|above|earlier|all|any)\b[^.]{0,30}"

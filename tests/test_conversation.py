@@ -83,7 +83,27 @@ ABSTAINED = [
         ("How do the two differ in focus?", TWO_CITED, ("cb", "mx"), "How do CBNet and MaxViT differ in focus?"),
         # a part of the papers at hand ("any" is no name, though the name pattern reads case-blind), "these" alone
         ("Do any of them report VTAB-1k numbers?", TWO_CITED, ("cb", "mx"),
-         "Do any of CBNet and MaxViT report VTAB-1k numbers?"),
+         "Do CBNet and MaxViT report VTAB-1k numbers?"),
+        # "both of them", "either of them", "each of them" (not a name, nor the subject of an "of" phrase before it)
+        ("How much faster do both of them make generation?", TWO_CITED, ("cb", "mx"),
+         "How much faster do CBNet and MaxViT make generation?"),
+        ("Does either of them report results on VTAB?", TWO_CITED, ("cb", "mx"),
+         "Does CBNet and MaxViT report results on VTAB?"),
+        ("What's the parameter count of the biggest model in each of them?", TWO_CITED, ("cb", "mx"),
+         "What's the parameter count of the biggest model in CBNet and MaxViT?"),
+        # a demonstrative over what a paper builds, and "that" standing alone
+        ("How many images are in that dataset, and how high-res are they?", ONE_CITED, ("mx",),
+         "How many images are in MaxViT, and how high-res are they?"),
+        ("And how many epochs of fine-tuning did that take?", ONE_CITED, ("mx",),
+         "How many epochs of fine-tuning did MaxViT take?"),
+        # a modal verb before "the code" is no subject of the question's own; "the backbone on ADE20K" is no paper
+        # the question describes
+        ("Will the code be released for it?", ONE_CITED, ("mx",), "Will the code be released for MaxViT?"),
+        ("Also, are there results on COCO?", ONE_CITED, ("mx",), "MaxViT: are there results on COCO?"),
+        ("And what about the backbone on ADE20K?", ONE_CITED, ("mx",), "MaxViT: what about the backbone on ADE20K?"),
+        # "the first … the other": each by its own paper
+        ("How does the first compare to the other in COCO box AP?", TWO_CITED, ("cb", "mx"),
+         "How does CBNet compare to MaxViT in COCO box AP?"),
         ("Do any of those use extra data?", TWO_CITED, ("cb", "mx"), "Do CBNet and MaxViT use extra data?"),
         ("How do these compare on COCO?", TWO_CITED, ("cb", "mx"), "How do CBNet and MaxViT compare on COCO?"),
         # a comparison among the papers at hand, and the other one of two
@@ -128,6 +148,12 @@ def test_follow_ups_resolve_to_the_cited_papers(question, history, papers, stand
         # "And …" before a whole question that asks for papers or says enough to be searched ("And on COCO?", "And how
         # many parameters?" stay follow-ups)
         ("And which paper proposes a heavy-neck detector?", ONE_CITED),
+        # "what about" a paper the question describes, a question about the collection, a named subject after a modal
+        ("And what about the paper that splits a vision transformer across edge devices: how much smaller do the "
+         "sub-models get?", ONE_CITED),
+        ("Also, is there work on face recognition in this collection?", ONE_CITED),
+        ("Up to what resolution can Swin Transformer V2 be trained, and how much less labelled data does it need?",
+         ONE_CITED),
         ("And how does the hypercomplex convolution network reduce parameters?", TWO_CITED),
         # short, but with a subject of its own: a question for papers, for what a thing is, or a name
         ("Which papers use pruning?", ONE_CITED),

@@ -453,6 +453,54 @@ def test_a_count_must_count_the_thing_asked() -> None:
     assert counts("Any number: 12.", frozenset())  # the question counts nothing
 
 
+def test_a_model_size_before_a_name_or_after_parameters_counts_parameters() -> None:
+    """"the 1.4B STU-Net", "a 7B LVLM", "parameter sizes ranging from 14 million to 1.4 billion": a count of
+    parameters; "1.6M image-text data" and "14 downstream datasets" are not."""
+    parameters = counted_nouns("How many parameters does the largest STU-Net have?")
+    assert counts("Notably, the 1.4B STU-Net is the largest medical image segmentation model to date.", parameters)
+    assert counts("We develop SOLO, an open-source 7B LVLM using moderate academic resources.", parameters)
+    assert counts("with parameter sizes ranging from 14 million to 1.4 billion", parameters)
+    assert not counts("It is trained on a mere 74 GPU hours using 1.6M image-text interleaved data.", parameters)
+    assert not counts("We evaluate the transferability of our model on 14 downstream datasets.", parameters)
+
+
+def test_a_size_may_be_written_out() -> None:
+    """"How big is it?" is answered by "a model with three billion parameters" as by "a 3B model"."""
+    from rag.evidence import _unit_match
+
+    assert _unit_match("How big is RAPHAEL?", "Secondly, a single model with three billion parameters wins.")
+    assert _unit_match("How big is RAPHAEL?", "A 3B model wins.")
+    assert not _unit_match("How big is RAPHAEL?", "Three experts rate every image.")
+
+
+@pytest.mark.parametrize(
+    ("question", "parts"),
+    [("How many parameters does SAIL-VL have, and how many tokens was it pretrained on?",
+      ["How many parameters does SAIL-VL have", "how many tokens was it pretrained on?"]),
+     ("What COCO mAP does the small YOLO variant reach and at how many GFLOPs?",
+      ["What COCO mAP does the small YOLO variant reach", "at how many GFLOPs?"]),
+     ("How many GPU hours and how much data does it need?", ["How many GPU hours", "how much data does it need?"]),
+     # one question: "and" between two things it asks about, or inside a description
+     ("Which papers use state space models and report ImageNet accuracy?", None),
+     ("How many training and test quadruplets does the 4K dataset hold?", None),
+     ("What does the paper on pruning and distillation propose?", None)],
+)  # fmt: skip
+def test_a_compound_question_is_asked_in_parts(question: str, parts: list[str] | None) -> None:
+    from rag.evidence import asked_parts
+
+    assert asked_parts(question) == (parts or [question])
+
+
+def test_how_many_counts_the_phrase_of_its_own_part() -> None:
+    """"How many GPU hours and how much data …": the hours are counted, not "hours and how much data"."""
+    from rag.evidence import counted_head
+
+    question = "How many GPU hours and how much data does the personalization model need for training?"
+    assert counted_nouns(question) == {"hour"} and counted_head(question) == {"hour"}
+    data = "It is trained on a mere 74 GPU hours using 1.6M image-text interleaved data."
+    assert counts(data, counted_nouns(question))
+
+
 def test_a_unit_after_how_many_is_not_a_thing_counted() -> None:
     """"how many times larger", "by how many percentage points": the number is a measure; its unit is matched by the
     kind of number asked for, not by a counted noun the sentence would have to write out."""

@@ -131,6 +131,44 @@ def test_a_summary_skips_the_problem_statement_between_framing_and_proposal(assi
     assert "Two main challenges remain" not in answer.text
 
 
+def test_a_summary_starts_with_the_sentence_its_contribution_builds_on(assistant: Assistant) -> None:
+    """"We present a family of such simple architectures" needs the sentence saying which architectures."""
+    answer = assistant.ask("Summarize the work arguing that a plain encoder-decoder with a ResNet-like backbone can "
+                           "match complex segmentation architectures.")  # fmt: skip
+    assert _cited_titles(answer) == ["Simple and Efficient Architectures for Semantic Segmentation"]
+    text = answer.text.split(": ", 1)[1]
+    assert "enlarging the receptive field" in text
+    assert text.index("enlarging the receptive field") < text.index("such simple architectures")
+    assert len(answer.sentences) <= 4
+
+
+def test_a_compound_question_is_answered_part_by_part(assistant: Assistant) -> None:
+    """Each part of "how many parameters …, and on which dataset …" is answered from the sentence that states it."""
+    answer = assistant.ask("How many parameters does the largest STU-Net model have, and on which dataset is it "
+                           "pre-trained?")  # fmt: skip
+    assert _cited_titles(answer) == ["STU-Net: Scalable and Transferable Medical Image Segmentation Models Empowered "
+                                     "by Large-Scale Supervised Pre-training"]  # fmt: skip
+    assert "1.4 billion" in answer.text or "1.4B" in answer.text
+    assert "TotalSegmentator" in answer.text
+    assert all(s.supported for s in answer.sentences)
+
+
+def test_which_paper_and_a_fact_about_it_are_both_answered(assistant: Assistant) -> None:
+    """"Which work …, and how much shorter is its schedule?": the paper, then the sentence with the number."""
+    answer = assistant.ask("Which work builds a single network from multiple identical backbones with composite "
+                           "connections, and how much shorter is its training schedule?")  # fmt: skip
+    assert _cited_titles(answer) == ["CBNet: A Composite Backbone Network Architecture for Object Detection"]
+    assert "composite connections" in answer.text and "reduced by 6×" in answer.text
+
+
+def test_a_chat_opener_does_not_change_the_answer(assistant: Assistant) -> None:
+    """"OK, another thing:" says a question follows; "OK" is no term the paper must hold."""
+    question = "which vision backbone combines blocked local and dilated global attention?"
+    answer = assistant.ask(f"OK, another thing: {question}")
+    assert not answer.abstained
+    assert answer.text == assistant.ask(question[:1].upper() + question[1:]).text
+
+
 @pytest.mark.parametrize(
     "question",
     ["How do proteins fold into their native three-dimensional structure?",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag.compose import readable
-from rag.text import clean_text, is_evidence, key_terms, numbers_in
+from rag.text import REFERS_BACK, clean_text, is_evidence, key_terms, numbers_in, without_opener
 
 
 @pytest.mark.parametrize(
@@ -69,8 +69,38 @@ def test_key_terms_and_numbers() -> None:
         ("Specifically, we replace attention with MLPs.", "We replace attention with MLPs."),
         ("To address these issues, we propose X.", "We propose X."),
         ("Yet, the gap remains.", "The gap remains."),
+        ("Secondly, a single model wins.", "A single model wins."),
         ("We propose X.", "We propose X."),
     ],
 )
 def test_a_quoted_sentence_never_starts_with_a_dangling_connective(sentence: str, shown: str) -> None:
     assert readable(sentence) == shown
+
+
+@pytest.mark.parametrize(
+    ("sentence", "refers"),
+    [("We present a family of such simple architectures for desktop targets.", True),
+     ("To address these issues, we present VISTA3D.", True),
+     ("On this basis, we present the Flexible Vision Transformer.", True),
+     ("To this end, we propose PyramidDrop.", True),
+     ("We evaluate on benchmarks such as COCO and LVIS.", False),
+     ("We scale the model such that it fits one GPU.", False),
+     ("We propose MaxViT, a hierarchical vision backbone.", False)],
+)  # fmt: skip
+def test_a_sentence_that_builds_on_the_one_before_is_recognized(sentence: str, refers: bool) -> None:
+    assert bool(REFERS_BACK.search(sentence)) is refers
+
+
+@pytest.mark.parametrize(
+    ("question", "asked"),
+    [("OK, another thing: which work squeezes a 100K-class classifier into one CNN?",
+      "which work squeezes a 100K-class classifier into one CNN?"),
+     ("Different question - how fast is MobileSAM?", "how fast is MobileSAM?"),
+     ("By the way, what is DendroMap?", "what is DendroMap?"),
+     # not an opener: a question that starts with such a word, or a continuing "And …" (the conversation reads it)
+     ("Okapi-style ranking: which papers use BM25?", "Okapi-style ranking: which papers use BM25?"),
+     ("New topic models for vision?", "New topic models for vision?"),
+     ("And on COCO?", "And on COCO?")],
+)  # fmt: skip
+def test_a_chat_opener_is_not_part_of_the_question(question: str, asked: str) -> None:
+    assert without_opener(question) == asked
