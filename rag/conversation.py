@@ -113,13 +113,11 @@ _DEFINITION = re.compile(
     r"^\s*(?:what|who)(?:['\u2019]s|\s+(?:is|are|was|were))\s+(?!it\b|they\b|that\b|this\b)\w", re.IGNORECASE
 )  # "What is pruning?", "What's pruning?"
 # "the paper that benchmarks curation", "the work on fractal pre-training": a paper the question describes itself
-_DESCRIBED_PAPER = (rf"\bthe\s+(?:[\w-]+\s+){{0,3}}?{_NOUN}s?\s+"
-                    r"(?:that|which|who|whose|on|about|behind|introducing|proposing)\b")
+_THE_PAPER = rf"\bthe\s+(?:[\w-]+\s+){{0,3}}?{_NOUN}s?\s+"
+_DESCRIBED_PAPER = rf"{_THE_PAPER}(?:that|which|who|whose|on|about|behind|introducing|proposing)\b"
 # ... by a clause of its own ("And what about the paper that splits a ViT …?"; not "the model on COCO", "the method
 # that it builds on")
-_RELATIVE_PAPER = re.compile(
-    rf"\bthe\s+(?:[\w-]+\s+){{0,3}}?{_NOUN}s?\s+(?:that|which|who|whose)\s+(?!(?:it|they|we|you)\b)\w+", re.I
-)
+_RELATIVE_PAPER = re.compile(rf"{_THE_PAPER}(?:that|which|who|whose)\s+(?!(?:it|they|we|you)\b)\w+", re.I)
 # The question's own subject before a pronoun: "What is GroupMamba and what does it ...", "How does X ... its ...",
 # "Summarise the grouped state-space model and what it improves": the pronoun points back inside the question.
 _OWN_SUBJECT = re.compile(
@@ -336,7 +334,7 @@ def resolve(question: str, history: Sequence[Message], lookup: Any = None, named
         names = list(dict.fromkeys(_NAME.findall(_previous_question(history))))
         standalone = _substitute(text, names[:1] or [], ref) if names else text
         return Turn(question=text, standalone=standalone, follow_up=standalone != text)
-    other = _other(history, cited) if ref.other else []
+    other = _other(history, cited) if ref.other and not ref.positions else []  # else the ordinal's other (below)
     # "the second one" after an answer about one paper: of the latest answer that cited that many
     listing = last_cited(history, max(ref.positions) + 1) if ref.positions else cited
     papers: list[Paper] = list(lookup(list(dict.fromkeys([*cited, *other, *listing])))) if lookup else []
@@ -345,7 +343,7 @@ def resolve(question: str, history: Sequence[Message], lookup: Any = None, named
         chosen = [pid for pid in cited if by_id.get(pid) is not None and releases_code(by_id[pid])] or list(cited)
     elif ref.everything:
         chosen = list(cited)
-    elif ref.other and not ref.positions:
+    elif other:
         chosen = other
     else:
         chosen = [listing[p] for p in ref.positions if -len(listing) <= p < len(listing)] or list(cited[:1])
@@ -383,9 +381,14 @@ def _asked_again(history: Sequence[Message], names: Sequence[str], used: Sequenc
     ref = reference(previous)
     if ref is not None:
         return _substitute(previous, names, ref)
-    joined = " and ".join(names)
-    swapped = _swap_names(previous, used, joined)
-    return swapped if swapped != previous else _asked_of(previous, joined)
+    return _reasked(previous, used, " and ".join(names))
+
+
+def _reasked(previous: str, used: Sequence[str], name: str) -> str:
+    """The previous question asked of `name`: the names it used (`used`) swapped for it, or "Which papers use X?" asked
+    of it ("Does <name> use X?"); '' when it is neither."""
+    swapped = _swap_names(previous, used, name)
+    return swapped if swapped != previous else _asked_of(previous, name)
 
 
 def _swap_names(question: str, used: Sequence[str], name: str) -> str:
@@ -416,10 +419,8 @@ def _switch_subject(question: str, history: Sequence[Message], lookup: Any, name
         return None
     cited = list(lookup(last_cited(history))) if lookup else []
     used = _names_of(cited) + [n for n in _NAME.findall(previous) if named(n)]
-    standalone = _swap_names(previous, used, name)
-    if standalone == previous:
-        # "Which papers report COCO?" then "And GroupMamba?": does that paper report COCO?
-        standalone = _asked_of(previous, name)
+    # "Which papers report COCO?" then "And GroupMamba?": does that paper report COCO?
+    standalone = _reasked(previous, used, name)
     if not standalone:
         return None  # the previous question described its paper without a name: nothing to swap
     return Turn(question=question, standalone=standalone, follow_up=True, papers=(papers[0].id,), names=(name,))

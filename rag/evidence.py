@@ -832,7 +832,6 @@ class PaperEvidence:
         return self.covers_exact and self.covers_counted
 
 
-
 @dataclass(frozen=True)
 class Evidence:
     """Everything the composer and the gate need: the question's shape and the scored papers, best first."""
