@@ -452,7 +452,7 @@ def _substitute(question: str, names: Sequence[str], ref: _Reference) -> str:
         text = _OTHER.sub(names[-1], _ORDINAL_REF.sub(names[0], text, count=1), count=1)
         return _capitalize(_LEAD.sub("", text))
     for pattern in (_WITH_CODE, *_REFERRING):
-        text, n = pattern.subn(joined, text, count=1)
+        text, n = pattern.subn(lambda match: _coordinated(names, match.group(0)), text, count=1)
         if n:
             return _capitalize(_LEAD.sub("", text))
     possessive = f"{joined}'s"
@@ -464,6 +464,17 @@ def _substitute(question: str, names: Sequence[str], ref: _Reference) -> str:
             return _capitalize(_LEAD.sub("", text[: match.start()] + value + text[match.end() :]))
     body = _ELLIPSIS.sub("", text).strip(" ,?.!")
     return _capitalize(f"{joined}: {body}?" if body else joined)
+
+
+def _coordinated(names: Sequence[str], reference: str) -> str:
+    """The names standing in for a reference: "either of them" -> "X or Y" (the verb stays singular: "Does X or Y
+    report …"), "neither of them" -> "neither X nor Y", else "X and Y"."""
+    word = reference.split(maxsplit=1)[0].lower()
+    if word == "either":
+        return " or ".join(names)
+    if word == "neither":
+        return "neither " + " nor ".join(names)
+    return " and ".join(names)
 
 
 def _capitalize(text: str) -> str:

@@ -88,7 +88,8 @@ ABSTAINED = [
         ("How much faster do both of them make generation?", TWO_CITED, ("cb", "mx"),
          "How much faster do CBNet and MaxViT make generation?"),
         ("Does either of them report results on VTAB?", TWO_CITED, ("cb", "mx"),
-         "Does CBNet and MaxViT report results on VTAB?"),
+         "Does CBNet or MaxViT report results on VTAB?"),
+        ("Does neither of those release code?", TWO_CITED, ("cb", "mx"), "Does neither CBNet nor MaxViT release code?"),
         ("What's the parameter count of the biggest model in each of them?", TWO_CITED, ("cb", "mx"),
          "What's the parameter count of the biggest model in CBNet and MaxViT?"),
         # a demonstrative over what a paper builds, and "that" standing alone
