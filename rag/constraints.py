@@ -78,8 +78,14 @@ class Constraints:
     def searched(self) -> str:
         """What a search for the question's papers looks for: `positive` without the words that only frame a
         question about papers in the plural ("which papers …", "… in the collection")."""
-        left = " ".join(_FRAME.sub(" ", self.positive).split()).strip(" ,;:")
-        return left if re.search(r"\w", left) else self.positive
+        return unframed(self.positive)
+
+
+def unframed(text: str) -> str:
+    """A question without the words that only frame a question about papers in the plural ("which papers …", "… in
+    the collection"); the question itself when nothing else is left."""
+    left = " ".join(_FRAME.sub(" ", text).split()).strip(" ,;:")
+    return left if re.search(r"\w", left) else text
 
 
 def _phrase(tokens: list[str]) -> int:

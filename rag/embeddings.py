@@ -12,12 +12,14 @@ import hashlib
 import importlib.util
 import logging
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 
 from rag.errors import ModelError
+from rag.text import STOPWORDS
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -152,12 +154,13 @@ class MiniLMEmbedding:
         """Embed texts in one forward pass: a float32 array [len(texts), 384] of unit vectors."""
         return self.embed_spans(texts, [[] for _ in texts])[0]
 
-    def embed_spans(self, texts: list[str], spans: list[list[tuple[int, int]]]) -> tuple[np.ndarray, list[np.ndarray]]:
+    def embed_spans(self, texts: list[str], spans: list[list[tuple[int, int]]]) -> tuple[np.ndarray, list[Pooled]]:
         """Embed texts in one forward pass, and pool each text's character spans from the same pass.
 
-        Returns the texts' unit vectors [len(texts), 384] and, per text, one unit vector per span: the mean of the
-        span's own tokens in the context of the whole text (late pooling). A span the model does not see whole
-        (beyond its 256 tokens) gets a row of NaN.
+        Returns the texts' unit vectors [len(texts), 384] and, per text, its spans pooled (`Pooled`): one unit vector
+        per span, the mean of the span's own tokens in the context of the whole text (late pooling), and the unit
+        states of the span's content word pieces. A span the model does not see whole (beyond its 256 tokens) gets a
+        row of NaN and no states.
         """
         if not texts:
             return np.zeros((0, MINILM_DIMENSION), dtype=np.float32), []
@@ -170,6 +173,10 @@ class MiniLMEmbedding:
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         pooled_spans = [_pool_spans(h, e, s) for h, e, s in zip(hidden, encodings, spans, strict=True)]
         return normalize_rows(pooled), pooled_spans
+
+    def piece_states(self, text: str) -> np.ndarray:
+        """Unit states of a text's content word pieces in one forward pass (`content_pieces`), one row each."""
+        return self.embed_spans([text], [[(0, len(text))]])[1][0].states[0]
 
     def count_tokens(self, text: str) -> int:
         """Word pieces of a text without the two special tokens, counted up to the model window (MAX_SEQ_TOKENS)."""
@@ -207,19 +214,38 @@ def normalize_rows(matrix: np.ndarray) -> np.ndarray:
     return matrix / np.where(norms == 0, 1.0, norms)
 
 
-def _pool_spans(hidden: np.ndarray, encoding: Any, spans: list[tuple[int, int]]) -> np.ndarray:
-    """Unit mean vectors of the tokens inside each character span; NaN for a span whose end the model did not see."""
+class Pooled(NamedTuple):
+    """A text's spans pooled from one forward pass: a unit vector per span (NaN when the model did not see it whole)
+    and the unit states of each span's content word pieces (none for a span not seen whole)."""
+
+    vectors: np.ndarray
+    states: list[np.ndarray]
+
+
+def content_pieces(pieces: Sequence[str]) -> np.ndarray:
+    """Which word pieces carry content: not punctuation, and not a stop word ("the", "of"; a continuation piece
+    "##ing" counts as content). A question's content pieces are matched against a paper's (`rag.evidence`)."""
+    return np.array([any(c.isalnum() for c in p) and p.removeprefix("##").lower() not in STOPWORDS for p in pieces],
+                    dtype=bool)  # fmt: skip
+
+
+def _pool_spans(hidden: np.ndarray, encoding: Any, spans: list[tuple[int, int]]) -> Pooled:
+    """Unit mean vectors of the tokens inside each character span, and the unit states of its content pieces; NaN
+    and no states for a span whose end the model did not see."""
     out = np.full((len(spans), hidden.shape[-1]), np.nan, dtype=np.float32)
+    states = [np.zeros((0, hidden.shape[-1]), dtype=np.float32) for _ in spans]
     if not spans:
-        return out
+        return Pooled(out, states)
     offsets = np.asarray(encoding.offsets, dtype=np.int64)
     real = ~np.asarray(encoding.special_tokens_mask, dtype=bool) & (offsets[:, 1] > offsets[:, 0])
     seen = int(offsets[real, 1].max()) if real.any() else 0  # the last character inside the model's window
+    content = content_pieces(encoding.tokens)
     for n, (start, end) in enumerate(spans):
         inside = real & (offsets[:, 0] >= start) & (offsets[:, 1] <= end)
         if end <= seen and inside.any():
             out[n] = hidden[inside].mean(axis=0)
-    return normalize_rows(out)
+            states[n] = normalize_rows(hidden[inside & content].astype(np.float32))
+    return Pooled(normalize_rows(out), states)
 
 
 def make_embedder(settings: Settings) -> Embedder:

@@ -26,7 +26,7 @@ from typing import NamedTuple
 import bm25s
 import numpy as np
 
-from rag.constraints import parse
+from rag.constraints import parse, unframed
 from rag.embeddings import TOKENIZER_PATH
 from rag.naming import aliases, names_mentioned, sharing_a_name, short_name, without_names
 from rag.sentence_cache import PaperSentences, SentenceCache
@@ -43,7 +43,7 @@ SENTENCE_FEATURES: tuple[str, ...] = (
 PAPER_FEATURES: tuple[str, ...] = (
     "best_sentence", "second_sentence", "best_cosine", "cosine_gap", "title_cosine", "term_coverage",
     "distinct_coverage", "exact_coverage", "exact_all", "counted", "rank", "named", "best_gap", "claim_cosine",
-    "claim_coverage", "unmatched", "own_best", "own_second", "option_coverage",
+    "claim_coverage", "unmatched", "own_best", "own_second", "option_coverage", "piece_match",
 )  # fmt: skip
 
 # The list-paper model also reads each paper feature against the other retrieved papers of the same question (a
@@ -963,6 +963,9 @@ def score(
     counted = counted_nouns(bare)
     given = given_numbers(bare)
     cos_all = [ps.sentence_vectors @ (q_plain if named[n] else q) for n, ps in enumerate(papers)]
+    # late interaction: each content word piece of the question against the paper's own pieces, in context
+    q_states = cache.query_states(unframed(plain))
+    matches = [piece_match(q_states, ps.piece_states) for ps in papers]
     best_cos = max((float(c[i]) for n, c in enumerate(cos_all) for i in usable[n]), default=0.0)
     # the question's terms its paper's title does not hold: what it asks of a paper it describes by its title words
     residual = [q_terms - key_terms(ps.paper.title) for ps in papers]
@@ -1003,7 +1006,7 @@ def score(
                            contribution)
         )  # fmt: skip
     paper_rows = _paper_rows(hits, papers, by_paper, own, named, q, q_terms, groups, exact, needed, optional,
-                             counted_head(bare), best_cos)  # fmt: skip
+                             counted_head(bare), best_cos, matches)  # fmt: skip
     paper_probs = model.paper.prob(paper_rows)
     # a list question's papers are judged by a model fit on list questions alone: there, being behind the best
     # paper says little, while for a fact it says much
@@ -1040,6 +1043,19 @@ def score(
     )
 
 
+def piece_match(question: np.ndarray, paper: np.ndarray) -> float:
+    """How well a paper's abstract matches the question piece by piece (late interaction, as in ColBERT): for each of
+    the question's content word pieces its best cosine among the paper's, averaged; 0 when either has no states.
+
+    A sentence vector averages a sentence's tokens, so a constraint the abstract states in passing in a long sentence
+    (" … deployed on a real mobile device") is diluted; a piece's state keeps it. The states come from passes that
+    see the whole abstract (`rag.sentence_cache`), its results past the first 256 tokens too.
+    """
+    if not len(question) or not len(paper):
+        return 0.0
+    return float((question @ paper.T).max(axis=1).mean())
+
+
 def answer_row(kind: QueryType, paper_rows: np.ndarray, papers: Sequence[PaperEvidence]) -> np.ndarray:
     """The answerability model's row (one row): the best paper's features, and for a list question
     (`LIST_ANSWER_FEATURES`) the highest list probabilities of its papers (0 past the last paper)."""
@@ -1072,8 +1088,10 @@ def _paper_rows(
     optional: set[str],
     required: frozenset[str],
     best_cos: float,
+    matches: Sequence[float],
 ) -> np.ndarray:
-    """Paper features: its best sentences, title, coverage of the question's (distinguishing) terms, rank."""
+    """Paper features: its best sentences, title, coverage of the question's (distinguishing) terms, rank, and how
+    well its word pieces match the question's (`piece_match`)."""
     texts = [f"{hit.paper.title} {hit.paper.abstract}" for hit in hits]
     term_sets = [key_terms(t) for t in texts]
     # a term every retrieved paper shares is the topic; the others tell the papers apart (inverse paper frequency)
@@ -1105,7 +1123,7 @@ def _paper_rows(
             max([float(ps.title_vector @ q), *(x.cosine for x in claims)]),
             len(q_terms & claim_terms) / len(q_terms) if q_terms else 0.0, unmatched,
             own_probs[0] if own_probs else 0.0, own_probs[1] if len(own_probs) > 1 else 0.0,
-            option_coverage(q_terms, groups, term_sets[n]),
+            option_coverage(q_terms, groups, term_sets[n]), matches[n],
         ])  # fmt: skip
     return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(PAPER_FEATURES))
 

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rag.embeddings import MiniLMEmbedding, compatible_model_ids, make_embedder
+from rag.embeddings import MiniLMEmbedding, Pooled, compatible_model_ids, make_embedder
 from rag.errors import CorpusError, ModelError
 from rag.lexical import IndexedPaper
-from rag.sentence_cache import SentenceCache, merge_pooled
+from rag.sentence_cache import SentenceCache, empty_pooled, merge_pooled
 from rag.store import MODEL_KEY, STAMP_KEY, chunk_metadata, head_id
 from rag.types import Chunk, EmbeddedPaper, IngestSummary, Paper
 
@@ -171,11 +171,11 @@ class Ingest:
         return chunks or [Chunk(id=head_id(paper.id), paper_id=paper.id, index=0, text="", n_tokens=0)]
 
     # --- vectors --------------------------------------------------------------------------------------------
-    def _vectors(self, rows: list[Row], done: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def _vectors(self, rows: list[Row], done: int) -> tuple[np.ndarray, dict[str, Pooled]]:
         """One vector per row: supplied ones after a model and dimension check, the rest embedded longest-last; and
         the sentence vectors pooled from those passes, per paper (title row first; NaN for sentences not reached)."""
         vectors: np.ndarray | None = None
-        pooled: dict[str, np.ndarray] = {}
+        pooled: dict[str, Pooled] = {}
         todo = [i for i, (p, _, _) in enumerate(rows) if not isinstance(p, EmbeddedPaper)]
         if todo:
             texts = [rows[i][1].embed_text(rows[i][0].title) for i in todo]
@@ -193,7 +193,7 @@ class Ingest:
             vectors = np.empty((len(rows), embedded.shape[1]), dtype=np.float32)
             vectors[todo] = embedded
             for i, found in zip(todo, span_vectors, strict=True) if span_vectors is not None else ():
-                merge_pooled(pooled.setdefault(rows[i][0].id, np.full_like(found, np.nan)), found)
+                merge_pooled(pooled.setdefault(rows[i][0].id, empty_pooled(len(found.vectors))), found)
         for i, (paper, _, _) in enumerate(rows):
             if isinstance(paper, EmbeddedPaper):
                 vector = self._supplied(paper)
@@ -260,7 +260,7 @@ class _Embedder:
 
     def embed(
         self, texts: list[str], spans: list[list[tuple[int, int]]] | None = None
-    ) -> tuple[np.ndarray, list[np.ndarray] | None]:
+    ) -> tuple[np.ndarray, list[Pooled] | None]:
         """Unit vectors of texts, in their order; with `spans` (MiniLM), also each text's spans pooled from its pass."""
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         parts = [
@@ -300,7 +300,7 @@ class _Embedder:
 Part = tuple[list[str], list[list[tuple[int, int]]] | None]  # texts, and the spans to pool from each (MiniLM)
 
 
-def _embed_with(embedder: Any, part: Part) -> tuple[np.ndarray, list[np.ndarray] | None]:
+def _embed_with(embedder: Any, part: Part) -> tuple[np.ndarray, list[Pooled] | None]:
     """Vectors of texts (MiniLM's own numpy path when available) and, when asked, their pooled spans."""
     texts, spans = part
     if isinstance(embedder, MiniLMEmbedding):
@@ -319,6 +319,6 @@ def _start_worker(settings: Settings) -> None:
     _WORKER["embedder"] = make_embedder(settings)
 
 
-def _embed_in_worker(part: Part) -> tuple[np.ndarray, list[np.ndarray] | None]:
+def _embed_in_worker(part: Part) -> tuple[np.ndarray, list[Pooled] | None]:
     """Embed in a worker process."""
     return _embed_with(_WORKER["embedder"], part)

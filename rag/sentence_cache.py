@@ -3,7 +3,9 @@
 With MiniLM a sentence's vector is pooled from the forward pass over the chunk that holds it (late pooling: its own
 tokens, in the context of the title and the sentences around it), so ingest writes them for free while it embeds the
 chunks, plus one pass over the sentences past the model's 256 tokens; a paper ingested without them is pooled the
-same way at the first question that needs it. Other embedders embed each sentence alone.
+same way at the first question that needs it. The same passes give the states of the paper's content word pieces
+(int8, one scale per row), which a question's own pieces are matched against (`rag.evidence`). Other embedders embed
+each sentence alone, and keep no piece states.
 """
 
 from __future__ import annotations
@@ -15,14 +17,14 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rag.chunking import chunk_paper, split_sentences
-from rag.embeddings import MINILM_DIMENSION, normalize_rows
+from rag.embeddings import MINILM_DIMENSION, Pooled, normalize_rows
 from rag.types import Paper
 
 if TYPE_CHECKING:
@@ -32,22 +34,36 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Papers kept in memory (least recently used dropped first): about 30 KB each with MiniLM, so about 60 MB.
-MEMORY_PAPERS = 2048
+# Papers kept in memory (least recently used dropped first): about 110 KB each with MiniLM (30 KB of sentence vectors,
+# 80 KB of int8 piece states), so about 110 MB.
+MEMORY_PAPERS = 1024
 QUERY_CACHE = 256  # question embeddings kept in memory
 SPAN_BATCH = 16  # texts per forward pass when pooling sentences (sorted by length: little padding)
 TAIL_TOKENS = 250  # word pieces per pass over the sentences a chunk's pass did not reach (the model sees 256)
-LATE = "late"  # cache-directory suffix of pooled vectors: they differ from sentences embedded alone
+# cache-directory suffix of pooled vectors and piece states: they differ from sentences embedded alone
+LATE = "late-pieces"
 _UNSAFE = re.compile(r"[^0-9A-Za-z_.-]+")
+
+
+_NO_STATES = np.zeros((0, MINILM_DIMENSION), dtype=np.int8)
+_NO_SCALES = np.zeros(0, dtype=np.float32)
 
 
 @dataclass(frozen=True)
 class PaperSentences:
-    """A paper's title and abstract sentences with unit-length embeddings (row 0 is the title)."""
+    """A paper's title and abstract sentences with unit-length embeddings (row 0 is the title), and the states of its
+    content word pieces (int8 rows, each times its scale; none for an embedder without token states)."""
 
     paper: Paper
     sentences: tuple[str, ...]
     vectors: np.ndarray
+    states: np.ndarray = field(default_factory=lambda: _NO_STATES)
+    state_scales: np.ndarray = field(default_factory=lambda: _NO_SCALES)
+
+    @property
+    def piece_states(self) -> np.ndarray:
+        """The content word pieces' states, float32, one row each (about unit length)."""
+        return self.states.astype(np.float32) * self.state_scales[:, None]
 
     @property
     def title_vector(self) -> np.ndarray:
@@ -80,6 +96,7 @@ class SentenceCache:
         # Least recently used papers first; bounded, so a long-running app does not grow without limit.
         self._memory: OrderedDict[tuple[str, str], PaperSentences] = OrderedDict()
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._query_states: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
     @classmethod
@@ -113,6 +130,21 @@ class SentenceCache:
             self._queries.popitem(last=False)
         return vector
 
+    def query_states(self, text: str) -> np.ndarray:
+        """The states of a question's content word pieces (the last QUERY_CACHE kept); none for an embedder without
+        token states."""
+        if self.chunking is None:
+            return np.zeros((0, MINILM_DIMENSION), dtype=np.float32)
+        cached = self._query_states.get(text)
+        if cached is None:
+            cached = self.embedder.piece_states(text)  # type: ignore[attr-defined]
+            self._query_states[text] = cached
+            while len(self._query_states) > QUERY_CACHE:
+                self._query_states.popitem(last=False)
+        else:
+            self._query_states.move_to_end(text)
+        return cached
+
     def get(self, papers: Iterable[Paper]) -> list[PaperSentences]:
         """Sentences and vectors of each paper, embedding (in one batch) only those not cached yet."""
         papers = list(papers)
@@ -129,9 +161,9 @@ class SentenceCache:
             found.update(self._compute(missing, {}))
         return [found[(p.id, p.content_hash)] for p in papers]
 
-    def add_pooled(self, papers: Sequence[Paper], pooled: dict[tuple[str, str], np.ndarray]) -> None:
-        """Keep the vectors ingest pooled from its chunk passes (title row first, NaN rows for the sentences past
-        the model's window), after one pass over those sentences."""
+    def add_pooled(self, papers: Sequence[Paper], pooled: dict[tuple[str, str], Pooled]) -> None:
+        """Keep the vectors and piece states ingest pooled from its chunk passes (title row first, NaN rows for the
+        sentences past the model's window), after one pass over those sentences."""
         self._compute(list(papers), pooled)
 
     def pooled_inputs(self, paper: Paper, chunk_text: str) -> list[tuple[int, int]]:
@@ -173,37 +205,42 @@ class SentenceCache:
             with np.load(path, allow_pickle=False) as data:
                 cached = tuple(str(s) for s in data["sentences"])
                 vectors = data["vectors"]
+                # a cache written by an embedder without token states may predate them: it has none
+                states = data["states"] if "states" in data.files else _NO_STATES
+                scales = data["state_scales"] if "state_scales" in data.files else _NO_SCALES
         except (OSError, ValueError, KeyError) as exc:
             log.warning("ignoring unreadable sentence cache %s: %s", path, exc)
             return None
         if cached != sentences or vectors.shape[0] != len(sentences) + 1:
             return None
-        return self._remember(PaperSentences(paper, sentences, vectors))
+        return self._remember(PaperSentences(paper, sentences, vectors, states, scales))
 
     def _compute(
-        self, papers: list[Paper], partial: dict[tuple[str, str], np.ndarray]
+        self, papers: list[Paper], partial: dict[tuple[str, str], Pooled]
     ) -> dict[tuple[str, str], PaperSentences]:
-        """Vectors of the titles and sentences of papers (completing the rows ingest pooled), kept in memory and
-        written to disk."""
+        """Vectors of the titles and sentences of papers (completing the rows ingest pooled) and their piece states,
+        kept in memory and written to disk."""
         split = [tuple(split_sentences(p.abstract)) for p in papers]
         if self.chunking is None:
             texts = [t for paper, sentences in zip(papers, split, strict=True) for t in (paper.title, *sentences)]
             flat = self.embed(texts)
             bounds = np.cumsum([0] + [len(sentences) + 1 for sentences in split])
-            rows = [flat[a:b] for a, b in itertools.pairwise(bounds)]
+            entries = [PaperSentences(p, ss, flat[a:b]) for p, ss, (a, b) in
+                       zip(papers, split, itertools.pairwise(bounds), strict=True)]  # fmt: skip
         else:
-            rows = self._pool(papers, split, partial)
+            entries = [PaperSentences(p, ss, pooled.vectors, *_quantized(np.vstack(pooled.states))) for p, ss, pooled in
+                       zip(papers, split, self._pool(papers, split, partial), strict=True)]  # fmt: skip
         computed: dict[tuple[str, str], PaperSentences] = {}
-        for paper, sentences, vectors in zip(papers, split, rows, strict=True):
-            computed[(paper.id, paper.content_hash)] = self._remember(PaperSentences(paper, sentences, vectors))
-            self._save(paper, sentences, vectors)
+        for entry in entries:
+            computed[(entry.paper.id, entry.paper.content_hash)] = self._remember(entry)
+            self._save(entry)
         return computed
 
     def _pool(
-        self, papers: list[Paper], split: list[tuple[str, ...]], partial: dict[tuple[str, str], np.ndarray]
-    ) -> list[np.ndarray]:
-        """Late-pooled vectors: the chunks' passes as ingest ran them (for papers ingest did not pool), then one pass
-        per run of sentences those passes did not reach."""
+        self, papers: list[Paper], split: list[tuple[str, ...]], partial: dict[tuple[str, str], Pooled]
+    ) -> list[Pooled]:
+        """Late-pooled vectors and piece states: the chunks' passes as ingest ran them (for papers ingest did not
+        pool), then one pass per run of sentences those passes did not reach."""
         assert self.chunking is not None
         budget, overlap = self.chunking
         rows = [partial.get((p.id, p.content_hash)) for p in papers]
@@ -212,7 +249,7 @@ class SentenceCache:
         owners: list[int] = []
         for n, (paper, sentences) in enumerate(zip(papers, split, strict=True)):
             if rows[n] is None:
-                rows[n] = np.full((len(sentences) + 1, MINILM_DIMENSION), np.nan, dtype=np.float32)
+                rows[n] = empty_pooled(len(sentences) + 1)
                 for chunk in chunk_paper(paper, budget, overlap) or []:
                     text = chunk.embed_text(paper.title)
                     texts.append(text)
@@ -221,7 +258,7 @@ class SentenceCache:
         self._fill(rows, texts, spans, owners)
         texts, spans, owners = [], [], []
         for n, sentences in enumerate(split):
-            for text, window in _tails(rows[n], (papers[n].title, *sentences), self.embedder.count_tokens):
+            for text, window in _tails(rows[n].vectors, (papers[n].title, *sentences), self.embedder.count_tokens):
                 texts.append(text)
                 spans.append(window)
                 owners.append(n)
@@ -230,7 +267,7 @@ class SentenceCache:
 
     def _fill(
         self,
-        rows: list[np.ndarray | None],
+        rows: list[Pooled | None],
         texts: list[str],
         spans: list[list[tuple[int, int]]],
         owners: list[int],
@@ -240,7 +277,7 @@ class SentenceCache:
         holding a span whole winning (a paper's chunks in order, as at ingest); with `last`, a row still empty (a
         sentence longer than the model's window) is set to zeros: it matches nothing."""
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        pooled: dict[int, np.ndarray] = {}
+        pooled: dict[int, Pooled] = {}
         for start in range(0, len(order), SPAN_BATCH):
             part = order[start : start + SPAN_BATCH]
             _, vectors = self.embedder.embed_spans([texts[i] for i in part], [spans[i] for i in part])
@@ -251,28 +288,44 @@ class SentenceCache:
             merge_pooled(target, pooled[i])
         if last:
             for target in rows:
-                if target is not None and np.isnan(target).any():
-                    target[np.isnan(target).any(axis=1)] = 0.0
+                if target is not None and np.isnan(target.vectors).any():
+                    target.vectors[np.isnan(target.vectors).any(axis=1)] = 0.0
 
-    def _save(self, paper: Paper, sentences: tuple[str, ...], vectors: np.ndarray) -> None:
+    def _save(self, entry: PaperSentences) -> None:
         """Write one paper's cache file; a failure only costs recomputation later."""
-        path = self._path(paper)
+        path = self._path(entry.paper)
         if path is None:
             return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp.npz")
-            np.savez(tmp, sentences=np.array(sentences, dtype=str), vectors=vectors)
+            np.savez(tmp, sentences=np.array(entry.sentences, dtype=str), vectors=entry.vectors, states=entry.states,
+                     state_scales=entry.state_scales)  # fmt: skip
             tmp.replace(path)
         except OSError as exc:
             log.warning("cannot write sentence cache %s: %s", path, exc)
 
 
-def merge_pooled(target: np.ndarray, found: np.ndarray) -> None:
-    """Fill the rows of `target` still empty (NaN) with the rows `found` holds: the first pass to see a sentence
-    whole gives its vector (a paper's chunks in order, at ingest and at question time alike)."""
-    fill = np.isnan(target).any(axis=1) & ~np.isnan(found).any(axis=1)
-    target[fill] = found[fill]
+def empty_pooled(rows: int) -> Pooled:
+    """Nothing pooled yet for a paper's title and sentences: NaN vectors, no states."""
+    return Pooled(np.full((rows, MINILM_DIMENSION), np.nan, dtype=np.float32),
+                  [np.zeros((0, MINILM_DIMENSION), dtype=np.float32) for _ in range(rows)])  # fmt: skip
+
+
+def merge_pooled(target: Pooled, found: Pooled) -> None:
+    """Fill the rows of `target` still empty (NaN) with the rows `found` holds, and their piece states: the first
+    pass to see a sentence whole gives its vector (a paper's chunks in order, at ingest and at question time alike)."""
+    fill = np.isnan(target.vectors).any(axis=1) & ~np.isnan(found.vectors).any(axis=1)
+    target.vectors[fill] = found.vectors[fill]
+    for row in np.flatnonzero(fill):
+        target.states[row] = found.states[row]
+
+
+def _quantized(states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows as int8 times a per-row scale (a quarter of the float32 size; cosines move by about 0.003)."""
+    scales = np.abs(states).max(axis=1) / 127.0 if len(states) else np.zeros(0, dtype=np.float32)
+    scales = np.where(scales > 0, scales, 1.0).astype(np.float32)
+    return np.round(states / scales[:, None]).astype(np.int8), scales
 
 
 def _spans(title: str, sentences: Sequence[str], text: str) -> list[tuple[int, int]]:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rag import ModelError, Settings
-from rag.embeddings import TOKENIZER_PATH, MiniLMEmbedding, make_embedder, minilm_model_path
+from rag.embeddings import TOKENIZER_PATH, MiniLMEmbedding, content_pieces, make_embedder, minilm_model_path
 
 # The example of the sentence-transformers README for all-MiniLM-L6-v2, with the int8 model's cosines
 # (the fp32 model gives 0.6660 / 0.1046 / 0.1411).
@@ -95,8 +95,8 @@ def test_span_vectors_pool_their_own_tokens_from_the_same_pass(embedder: MiniLME
     spans = [(0, 23), (first, second - 1), (second, len(text))]
     vectors, pooled = embedder.embed_spans([text, "short"], [spans, []])
     assert np.allclose(vectors, embedder.embed([text, "short"]), atol=1e-6)
-    assert pooled[0].shape == (3, 384) and pooled[1].shape == (0, 384)
-    assert np.allclose(np.linalg.norm(pooled[0], axis=1), 1.0, atol=1e-5)
+    assert pooled[0].vectors.shape == (3, 384) and pooled[1].vectors.shape == (0, 384)
+    assert np.allclose(np.linalg.norm(pooled[0].vectors, axis=1), 1.0, atol=1e-5)
     # by hand: the hidden states of the tokens inside the second span, averaged
     enc = embedder._tokenizer.encode(text)
     ids = np.array([enc.ids], dtype=np.int64)
@@ -104,15 +104,36 @@ def test_span_vectors_pool_their_own_tokens_from_the_same_pass(embedder: MiniLME
     (hidden,) = embedder.session.run(None, feed)
     inside = [i for i, (a, b) in enumerate(enc.offsets) if b > a and a >= first and b <= second - 1]
     expected = hidden[0][inside].mean(axis=0)
-    assert np.allclose(pooled[0][1], expected / np.linalg.norm(expected), atol=1e-5)
+    assert np.allclose(pooled[0].vectors[1], expected / np.linalg.norm(expected), atol=1e-5)
     # in context, not alone: the same sentence embedded by itself is a different (if similar) vector
     alone = embedder.embed([text[first : second - 1]])[0]
-    assert 0.5 < float(alone @ pooled[0][1]) < 0.999
+    assert 0.5 < float(alone @ pooled[0].vectors[1]) < 0.999
+    # the span's content pieces, from the same pass: "we" is a stop word in no list, "a" is one, "." is punctuation
+    pieces = [enc.tokens[i] for i in inside]
+    content = [i for i, piece in zip(inside, pieces, strict=True) if piece not in ("a", ".")]
+    assert "a" in pieces and "." in pieces
+    states = pooled[0].states[1]
+    assert states.shape == (len(content), 384)
+    assert np.allclose(states, hidden[0][content] / np.linalg.norm(hidden[0][content], axis=1, keepdims=True),
+                       atol=1e-5)  # fmt: skip
+
+
+def test_content_pieces_leave_out_stop_words_and_punctuation() -> None:
+    """A question's pieces and a paper's are matched on content: stop words and punctuation never match."""
+    pieces = ["which", "papers", "run", "on", "the", "smart", "##phone", "?", "v100", "##s", "-"]
+    assert content_pieces(pieces).tolist() == [True, True, True, False, False, True, True, False, True, True, False]
+
+
+def test_piece_states_of_a_question(embedder: MiniLMEmbedding) -> None:
+    """A question's content pieces, each a unit state from one pass over the question."""
+    states = embedder.piece_states("Which papers run on a smartphone?")
+    assert states.shape == (4, 384)  # which, papers, run, smartphone (not "on", "a", "?")
+    assert np.allclose(np.linalg.norm(states, axis=1), 1.0, atol=1e-5)
 
 
 def test_a_span_past_the_model_window_is_nan(embedder: MiniLMEmbedding) -> None:
     """Tokens past 256 are never seen: a span ending there gets NaN, so the caller pools it in a pass of its own."""
     text = "word " * 300
     _, pooled = embedder.embed_spans([text], [[(0, 20), (1200, 1400)]])
-    assert not np.isnan(pooled[0][0]).any()
-    assert np.isnan(pooled[0][1]).all()
+    assert not np.isnan(pooled[0].vectors[0]).any() and len(pooled[0].states[0]) == 4  # "word" four times
+    assert np.isnan(pooled[0].vectors[1]).all() and len(pooled[0].states[1]) == 0

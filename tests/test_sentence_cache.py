@@ -15,16 +15,20 @@ from rag.settings import Settings
 
 def test_memory_is_bounded_and_drops_the_least_recently_used(tmp_path: Path) -> None:
     papers = load_papers([DEFAULT_CORPUS]).papers[:4]
-    cache = SentenceCache(make_embedder(Settings.load()), tmp_path / "cache", max_papers=2)
+    settings = Settings.load()
+    chunking = (settings.chunk_tokens, settings.chunk_overlap_sentences)  # late pooling: piece states too
+    cache = SentenceCache(make_embedder(settings), tmp_path / "cache", max_papers=2, chunking=chunking)
     first = cache.get(papers[:3])  # more papers in one call than the memory holds: all still returned
     assert [ps.paper for ps in first] == papers[:3]
     assert len(cache._memory) == 2
     cache.get([papers[1]])  # papers[1] is now the most recently used
     cache.get([papers[3]])
     assert [key[0] for key in cache._memory] == [papers[1].id, papers[3].id]
-    again = cache.get([papers[0]])[0]  # dropped from memory, read back from disk: the same vectors
+    again = cache.get([papers[0]])[0]  # dropped from memory, read back from disk: the same vectors and piece states
     assert again.sentences == first[0].sentences
     assert (again.vectors == first[0].vectors).all()
+    assert len(again.states) > 50 and (again.states == first[0].states).all()
+    assert (again.piece_states == first[0].piece_states).all()
 
 
 def _long_abstract_papers() -> list:
@@ -68,6 +72,11 @@ def test_ingest_keeps_pooled_sentence_vectors_equal_to_pooling_at_question_time(
         assert not np.isnan(a.vectors).any()
         assert np.allclose(np.linalg.norm(a.vectors, axis=1), 1.0, atol=1e-5)  # the tails were filled too
         assert np.allclose(a.vectors, b.vectors, atol=1e-5)
+        # the content pieces of every sentence, the tails' too, int8 within a rounding step of the float states
+        assert a.states.shape == b.states.shape and np.abs(a.states.astype(int) - b.states).max() <= 1
+        pieces = sum(assistant.embedder.count_tokens(t) for t in (a.paper.title, *a.sentences))
+        assert 0.4 * pieces < len(a.states) < pieces
+        assert np.allclose(np.linalg.norm(a.piece_states, axis=1), 1.0, atol=0.02)
 
 
 def test_ingest_without_sentence_vectors_writes_none(tmp_path: Path) -> None:
