@@ -175,8 +175,10 @@ class MiniLMEmbedding:
         return normalize_rows(pooled), pooled_spans
 
     def piece_states(self, text: str) -> np.ndarray:
-        """Unit states of a text's content word pieces in one forward pass (`content_pieces`), one row each."""
-        return self.embed_spans([text], [[(0, len(text))]])[1][0].states[0]
+        """Unit states of a text's content word pieces in one forward pass (`content_pieces`), one row each; of a text
+        longer than the model's window, those of the pieces it sees."""
+        seen = max((end for _, end in self._tokenizer.encode(text).offsets), default=0)  # the tokenizer truncates
+        return self.embed_spans([text], [[(0, seen)]])[1][0].states[0]
 
     def count_tokens(self, text: str) -> int:
         """Word pieces of a text without the two special tokens, counted up to the model window (MAX_SEQ_TOKENS)."""

@@ -737,9 +737,11 @@ class LogisticModel:
     bias: float
 
     def prob(self, rows: np.ndarray) -> np.ndarray:
-        """P(positive) for each row of raw feature values."""
+        """P(positive) for each row of raw feature values; a value that could not be measured (NaN) counts as the
+        training mean, so it moves nothing."""
         if rows.size == 0:
             return np.zeros(0, dtype=np.float64)
+        rows = np.where(np.isnan(rows), self.mean, rows)
         z = ((rows - self.mean) / self.scale) @ self.weights + self.bias
         return 1.0 / (1.0 + np.exp(-z))
 
@@ -1045,14 +1047,15 @@ def score(
 
 def piece_match(question: np.ndarray, paper: np.ndarray) -> float:
     """How well a paper's abstract matches the question piece by piece (late interaction, as in ColBERT): for each of
-    the question's content word pieces its best cosine among the paper's, averaged; 0 when either has no states.
+    the question's content word pieces its best cosine among the paper's, averaged; NaN (not measured: the models
+    read it as their training mean) when either has no states, as with an embedder that keeps none.
 
     A sentence vector averages a sentence's tokens, so a constraint the abstract states in passing in a long sentence
     (" … deployed on a real mobile device") is diluted; a piece's state keeps it. The states come from passes that
     see the whole abstract (`rag.sentence_cache`), its results past the first 256 tokens too.
     """
     if not len(question) or not len(paper):
-        return 0.0
+        return math.nan
     return float((question @ paper.T).max(axis=1).mean())
 
 

