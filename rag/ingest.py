@@ -173,7 +173,8 @@ class Ingest:
     # --- vectors --------------------------------------------------------------------------------------------
     def _vectors(self, rows: list[Row], done: int) -> tuple[np.ndarray, dict[str, Pooled]]:
         """One vector per row: supplied ones after a model and dimension check, the rest embedded longest-last; and
-        the sentence vectors pooled from those passes, per paper (title row first; NaN for sentences not reached)."""
+        the sentence vectors and piece states pooled from those passes, per paper (title row first; NaN for sentences
+        not reached)."""
         vectors: np.ndarray | None = None
         pooled: dict[str, Pooled] = {}
         todo = [i for i, (p, _, _) in enumerate(rows) if not isinstance(p, EmbeddedPaper)]
