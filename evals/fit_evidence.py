@@ -92,9 +92,10 @@ SMOOTHING = 2
 # with the split, and 2-fold CV gave must-include 0.817 against 0.809 but abstention 0.763 against 0.801: not kept.
 # With the piece-match feature (2026-12-01, tenth session) the bound bound again: 0.04 let the 1,447-item fit raise the
 # gate to 0.37, where out-of-fold false abstention is 0.047 (2-fold CV evidence; 0.058 on the fresh batches wh, vh and
-# ih); 0.03, the regression gate's bound on test (evals/regression.toml), gives 0.26: out-of-fold 0.035 at abstention
-# 0.795, must-include 0.831. A half-size fold fit cannot always meet 0.03 (in one fold the composer's own abstentions
-# alone exceed it, and the gate falls to the grid's floor), so 2-fold CV of this bound reads low (abstention 0.773).
+# ih); 0.03, the regression gate's bound on test (evals/regression.toml), gives 0.20: out-of-fold false abstention
+# 0.030 at abstention 0.773, must-include 0.835 (the held-out batches: 0.032 and 0.861). A half-size fold fit cannot
+# always meet 0.03 (in one fold the composer's own abstentions alone exceed it, and the gate falls to the grid's floor),
+# so a 2-fold CV of this bound itself reads low.
 MAX_FALSE_ABSTENTION = 0.03
 # ... and the quantity cut-off at most this share of the answerable quantity questions that pass the gate and whose
 # paper has a sentence of the asked kind.
