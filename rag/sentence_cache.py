@@ -118,32 +118,20 @@ class SentenceCache:
     def embed_query(self, text: str) -> np.ndarray:
         """Unit-length embedding of a question (the last QUERY_CACHE questions are kept: a chain embeds the same
         question for evidence and for verification)."""
-        cached = self._queries.get(text)
-        if cached is not None:
-            self._queries.move_to_end(text)
-            return cached
-        vector = np.asarray(self.embedder.get_query_embedding(text), dtype=np.float32)
-        norm = float(np.linalg.norm(vector))
-        vector = vector / norm if norm else vector
-        self._queries[text] = vector
-        while len(self._queries) > QUERY_CACHE:
-            self._queries.popitem(last=False)
-        return vector
+
+        def unit() -> np.ndarray:
+            vector = np.asarray(self.embedder.get_query_embedding(text), dtype=np.float32)
+            norm = float(np.linalg.norm(vector))
+            return vector / norm if norm else vector
+
+        return _kept(self._queries, text, unit)
 
     def query_states(self, text: str) -> np.ndarray:
         """The states of a question's content word pieces (the last QUERY_CACHE kept); none for an embedder without
         token states."""
         if self.chunking is None:
             return np.zeros((0, MINILM_DIMENSION), dtype=np.float32)
-        cached = self._query_states.get(text)
-        if cached is None:
-            cached = self.embedder.piece_states(text)  # type: ignore[attr-defined]
-            self._query_states[text] = cached
-            while len(self._query_states) > QUERY_CACHE:
-                self._query_states.popitem(last=False)
-        else:
-            self._query_states.move_to_end(text)
-        return cached
+        return _kept(self._query_states, text, lambda: self.embedder.piece_states(text))  # type: ignore[attr-defined]
 
     def get(self, papers: Iterable[Paper]) -> list[PaperSentences]:
         """Sentences and vectors of each paper, embedding (in one batch) only those not cached yet."""
@@ -304,6 +292,18 @@ class SentenceCache:
             tmp.replace(path)
         except OSError as exc:
             log.warning("cannot write sentence cache %s: %s", path, exc)
+
+
+def _kept(store: OrderedDict[str, np.ndarray], key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+    """store[key], computed on a miss; the last QUERY_CACHE keys stay (the least recently used dropped first)."""
+    cached = store.get(key)
+    if cached is not None:
+        store.move_to_end(key)
+        return cached
+    value = store[key] = compute()
+    while len(store) > QUERY_CACHE:
+        store.popitem(last=False)
+    return value
 
 
 def empty_pooled(rows: int) -> Pooled:
