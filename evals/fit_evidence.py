@@ -64,7 +64,8 @@ ANSWER_FEATURES = ("best_sentence", "best_cosine", "title_cosine", "term_coverag
 LIST_ANSWER_ONLY = ANSWER_FEATURES + LIST_ANSWER_FEATURES[len(PAPER_FEATURES) :]
 # the own-sentence model: how well a sentence matches the question by itself, not against the other sources (BM25 is
 # scaled to the best sentence of all sources)
-OWN_SENTENCE_FEATURES = tuple(f for f in SENTENCE_FEATURES if f not in ("cosine_gap", "bm25", "paper_rank"))
+OWN_SENTENCE_FEATURES = tuple(f for f in SENTENCE_FEATURES
+                              if f not in ("cosine_gap", "bm25", "paper_rank", "piece_gap"))  # fmt: skip
 L2 = 1.0  # ridge penalty on standardized weights: keeps the fit stable on a few hundred dev items
 GRID = np.round(np.arange(0.02, 0.99, 0.01), 2)
 DISTINCT_GRID = np.round(np.arange(0.0, 0.55, 0.05), 2)
@@ -110,7 +111,9 @@ def fit_logistic(
 
     Written out (about 20 lines of numpy) because scikit-learn is not a dependency of the project.
     """
-    mean = x.mean(axis=0)
+    measured = ~np.isnan(x)
+    mean = np.where(measured, x, 0.0).sum(axis=0) / np.maximum(measured.sum(axis=0), 1)
+    x = np.where(measured, x, mean)  # not measured: the training mean, as `LogisticModel.prob` reads it
     scale = x.std(axis=0)
     scale[scale == 0] = 1.0
     z = (x - mean) / scale

@@ -4,8 +4,9 @@ With MiniLM a sentence's vector is pooled from the forward pass over the chunk t
 tokens, in the context of the title and the sentences around it), so ingest writes them for free while it embeds the
 chunks, plus one pass over the sentences past the model's 256 tokens; a paper ingested without them is pooled the
 same way at the first question that needs it. The same passes give the states of the paper's content word pieces
-(int8, one scale per row), which a question's own pieces are matched against (`rag.evidence`). Other embedders embed
-each sentence alone, and keep no piece states.
+(int8, one scale per row; how many each sentence holds), which a question's own pieces are matched against, the
+whole abstract's and each sentence's (`rag.evidence`). Other embedders embed each sentence alone, and keep no piece
+states.
 """
 
 from __future__ import annotations
@@ -47,23 +48,33 @@ _UNSAFE = re.compile(r"[^0-9A-Za-z_.-]+")
 
 _NO_STATES = np.zeros((0, MINILM_DIMENSION), dtype=np.int8)
 _NO_SCALES = np.zeros(0, dtype=np.float32)
+_NO_ROWS = np.zeros(0, dtype=np.int32)
 
 
 @dataclass(frozen=True)
 class PaperSentences:
     """A paper's title and abstract sentences with unit-length embeddings (row 0 is the title), and the states of its
-    content word pieces (int8 rows, each times its scale; none for an embedder without token states)."""
+    content word pieces (int8 rows, each times its scale, in text order; none for an embedder without token states)
+    with how many of them each row (title, then each sentence) holds."""
 
     paper: Paper
     sentences: tuple[str, ...]
     vectors: np.ndarray
     states: np.ndarray = field(default_factory=lambda: _NO_STATES)
     state_scales: np.ndarray = field(default_factory=lambda: _NO_SCALES)
+    state_rows: np.ndarray = field(default_factory=lambda: _NO_ROWS)
 
     @property
     def piece_states(self) -> np.ndarray:
         """The content word pieces' states, float32, one row each (about unit length)."""
         return self.states.astype(np.float32) * self.state_scales[:, None]
+
+    def sentence_pieces(self) -> list[slice]:
+        """Each abstract sentence's rows of `piece_states` (an empty slice for every sentence when there are none)."""
+        if len(self.state_rows) != len(self.sentences) + 1:
+            return [slice(0, 0)] * len(self.sentences)
+        bounds = np.cumsum(self.state_rows)
+        return [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
 
     @property
     def title_vector(self) -> np.ndarray:
@@ -196,12 +207,15 @@ class SentenceCache:
                 # a cache written by an embedder without token states may predate them: it has none
                 states = data["states"] if "states" in data.files else _NO_STATES
                 scales = data["state_scales"] if "state_scales" in data.files else _NO_SCALES
+                rows = data["state_rows"] if "state_rows" in data.files else _NO_ROWS
         except (OSError, ValueError, KeyError) as exc:
             log.warning("ignoring unreadable sentence cache %s: %s", path, exc)
             return None
         if cached != sentences or vectors.shape[0] != len(sentences) + 1:
             return None
-        return self._remember(PaperSentences(paper, sentences, vectors, states, scales))
+        if len(states) and (len(rows) != len(vectors) or int(rows.sum()) != len(states)):
+            return None  # written before the states were kept per sentence: pooled again
+        return self._remember(PaperSentences(paper, sentences, vectors, states, scales, rows))
 
     def _compute(
         self, papers: list[Paper], partial: dict[tuple[str, str], Pooled]
@@ -216,8 +230,10 @@ class SentenceCache:
             entries = [PaperSentences(p, ss, flat[a:b]) for p, ss, (a, b) in
                        zip(papers, split, itertools.pairwise(bounds), strict=True)]  # fmt: skip
         else:
-            entries = [PaperSentences(p, ss, pooled.vectors, *_quantized(np.vstack(pooled.states))) for p, ss, pooled in
-                       zip(papers, split, self._pool(papers, split, partial), strict=True)]  # fmt: skip
+            pooled_rows = self._pool(papers, split, partial)
+            entries = [PaperSentences(p, ss, pooled.vectors, *_quantized(np.vstack(pooled.states)),
+                                      np.array([len(rows) for rows in pooled.states], dtype=np.int32))
+                       for p, ss, pooled in zip(papers, split, pooled_rows, strict=True)]  # fmt: skip
         computed: dict[tuple[str, str], PaperSentences] = {}
         for entry in entries:
             computed[(entry.paper.id, entry.paper.content_hash)] = self._remember(entry)
@@ -288,7 +304,7 @@ class SentenceCache:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp.npz")
             np.savez(tmp, sentences=np.array(entry.sentences, dtype=str), vectors=entry.vectors, states=entry.states,
-                     state_scales=entry.state_scales)  # fmt: skip
+                     state_scales=entry.state_scales, state_rows=entry.state_rows)  # fmt: skip
             tmp.replace(path)
         except OSError as exc:
             log.warning("cannot write sentence cache %s: %s", path, exc)

@@ -33,7 +33,7 @@ def test_the_shipped_model_matches_the_code_features() -> None:
     assert np.any(model.paper.weights != 0), "the model file holds fitted weights, not the bootstrap zeros"
     own = model.own_sentence
     assert own.features == SENTENCE_FEATURES
-    relative = [SENTENCE_FEATURES.index(f) for f in ("cosine_gap", "bm25", "paper_rank")]
+    relative = [SENTENCE_FEATURES.index(f) for f in ("cosine_gap", "bm25", "paper_rank", "piece_gap")]
     assert np.all(own.weights[relative] == 0) and np.any(own.weights != 0)
 
 
@@ -61,9 +61,32 @@ def test_an_embedder_without_piece_states_still_answers(tmp_path) -> None:
     plain, pieces = score(question, hits, alone), score(question, hits, assistant._chain("extractive").cache)
     column = PAPER_FEATURES.index("piece_match")
     assert np.isnan(plain.paper_rows[:, column]).all() and not np.isnan(pieces.paper_rows[:, column]).any()
+    sentence = [SENTENCE_FEATURES.index(f) for f in ("piece_match", "piece_gap")]
+    assert np.isnan(plain.sentence_rows[:, sentence]).all() and not np.isnan(pieces.sentence_rows[:, sentence]).any()
     model = load_model()
     assert plain.answerable(model) and pieces.answerable(model)
     assert "MaxViT" in plain.papers[0].hit.paper.title == pieces.papers[0].hit.paper.title
+
+
+def test_each_sentence_is_matched_piece_by_piece_on_its_own_pieces(tmp_path) -> None:
+    """A sentence's piece match reads only its own pieces (in the context of the abstract): it is its question pieces'
+    best cosines among that sentence's pieces, the abstract's match is at least every sentence's, and the sentence
+    stating the asked-for number matches best."""
+    from rag import Assistant, Settings
+    from rag.evidence import piece_matches
+
+    assistant = Assistant(Settings.load(data_dir=tmp_path, llm="extractive"))
+    cache = assistant._chain("extractive").cache
+    question = "What ImageNet-1K top-1 accuracy does MaxViT reach without extra data?"
+    paper = next(h.paper for h in assistant.search(question, k=5) if "MaxViT" in h.paper.title)
+    ps = cache.get([paper])[0]
+    states = cache.query_states(question)
+    whole, per_sentence = piece_matches(states, ps)
+    rows = ps.sentence_pieces()
+    assert len(rows) == len(ps.sentences) and rows[-1].stop == len(ps.piece_states)
+    i = next(n for n, s in enumerate(ps.sentences) if "86.5%" in s)
+    assert per_sentence[i] == pytest.approx(float((states @ ps.piece_states[rows[i]].T).max(axis=1).mean()))
+    assert whole >= np.nanmax(per_sentence) and np.nanargmax(per_sentence) == i
 
 
 def test_names_a_follow_up_put_in_are_not_exact_terms() -> None:
@@ -213,6 +236,19 @@ def test_logistic_fit_recovers_the_informative_feature() -> None:
     assert abs(model.weights[1]) > 5 * max(abs(model.weights[0]), abs(model.weights[2]))
     probs = model.prob(x)
     assert ((probs >= 0.5) == (y == 1)).mean() > 0.9
+
+
+def test_logistic_fit_reads_an_unmeasured_value_as_the_mean() -> None:
+    """A row whose feature could not be measured (NaN: a sentence with no content pieces) is fit at the feature's mean
+    over the measured rows, as the model reads it later, and does not spoil the fit."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 2))
+    y = (x[:, 0] > 0).astype(float)
+    holed = x.copy()
+    holed[:20, 1] = np.nan
+    model = fit_logistic(holed, y, ("a", "b"))
+    assert np.isfinite(model.weights).all() and model.mean[1] == pytest.approx(x[20:, 1].mean())
+    assert ((model.prob(holed) >= 0.5) == (y == 1)).mean() > 0.9
 
 
 @pytest.mark.parametrize(

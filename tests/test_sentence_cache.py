@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,38 @@ def test_memory_is_bounded_and_drops_the_least_recently_used(tmp_path: Path) -> 
     assert (again.vectors == first[0].vectors).all()
     assert len(again.states) > 50 and (again.states == first[0].states).all()
     assert (again.piece_states == first[0].piece_states).all()
+    assert (again.state_rows == first[0].state_rows).all()
+
+
+def test_piece_states_are_kept_per_sentence_and_an_older_cache_is_pooled_again(tmp_path: Path) -> None:
+    """Each sentence owns its own content pieces' rows, in order (the title's first); a cache file written before the
+    rows were kept (states, no rows) is not trusted: the paper is pooled again, and the file rewritten."""
+    from rag.embeddings import content_pieces
+
+    paper = load_papers([DEFAULT_CORPUS]).papers[0]
+    settings = Settings.load()
+    embedder = make_embedder(settings)
+    chunking = (settings.chunk_tokens, settings.chunk_overlap_sentences)
+    entry = SentenceCache(embedder, tmp_path / "cache", chunking=chunking).get([paper])[0]
+    assert len(entry.state_rows) == len(entry.sentences) + 1 and entry.state_rows.sum() == len(entry.states)
+    tokenizer = embedder._tokenizer
+    alone = [int(content_pieces(tokenizer.encode(t, add_special_tokens=False).tokens).sum())
+             for t in (paper.title, *entry.sentences)]  # fmt: skip
+    assert entry.state_rows.tolist() == alone  # a sentence's pieces in context are its pieces alone
+    slices = entry.sentence_pieces()
+    assert slices[0].start == alone[0] and all(a.stop == b.start for a, b in itertools.pairwise(slices))
+
+    (path,) = (tmp_path / "cache").rglob("*.npz")
+    with np.load(path) as data:
+        older = {k: data[k] for k in data.files if k != "state_rows"}
+    np.savez(path, **older)
+    calls: list[int] = []
+    original = embedder.embed_spans
+    embedder.embed_spans = lambda *a, **k: calls.append(1) or original(*a, **k)  # type: ignore[method-assign]
+    again = SentenceCache(embedder, tmp_path / "cache", chunking=chunking).get([paper])[0]
+    assert calls and (again.state_rows == entry.state_rows).all()
+    with np.load(path) as data:
+        assert "state_rows" in data.files
 
 
 def _long_abstract_papers() -> list:
