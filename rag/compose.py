@@ -243,9 +243,12 @@ def compose(evidence: Evidence, model: EvidenceModel) -> Composition:
         lines = [cite(p, _summary(p, evidence.question)) for p in chosen_papers]
         return Composition("\n".join(lines), kind, tuple(p.number for p in chosen_papers))
     if kind is QueryType.IDENTIFY:
-        top = _contentful(best, evidence.question)[:1]
+        # "Which model …, and what FID does it reach?": the sentence that identifies the paper is the best for the
+        # first part alone (for the whole question, the one with the FID may score higher), then what the other
+        # parts ask of it
+        identifying = evidence.parts[0] if evidence.parts else evidence
+        top = _contentful(_as_scored_in(identifying, best), identifying.question)[:1]
         contribution = [s for s in best.sentences if s.contribution][:1]
-        # "Which model …, and what FID does it reach?": the paper, then what the other parts ask of it
         asked = [s for part in evidence.parts[1:] for s in _fact(part, _as_scored_in(part, best), model)]
         sentences = list({s.index: s for s in contribution + top + asked}.values())
         return Composition(cite(best, sentences), kind, (best.number,))
