@@ -1068,7 +1068,7 @@ def piece_matches(question: np.ndarray, paper: PaperSentences) -> tuple[float, n
     states = paper.piece_states
     if not len(question) or not len(states):
         return math.nan, per_sentence
-    best = (question @ states.T)  # question pieces x the abstract's pieces
+    best = question @ states.T  # question pieces x the abstract's pieces
     for i, rows in enumerate(paper.sentence_pieces()):
         if rows.stop > rows.start:
             per_sentence[i] = float(best[:, rows].max(axis=1).mean())
