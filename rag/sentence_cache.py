@@ -232,7 +232,7 @@ class SentenceCache:
         else:
             pooled_rows = self._pool(papers, split, partial)
             entries = [PaperSentences(p, ss, pooled.vectors, *_quantized(np.vstack(pooled.states)),
-                                      np.array([len(rows) for rows in pooled.states], dtype=np.int32))
+                                      np.array([len(s) for s in pooled.states], dtype=np.int32))
                        for p, ss, pooled in zip(papers, split, pooled_rows, strict=True)]  # fmt: skip
         computed: dict[tuple[str, str], PaperSentences] = {}
         for entry in entries:
